@@ -1,0 +1,67 @@
+using Presence.Gateway.Errors;
+using Presence.Runtime.Silo;
+
+namespace Presence.Gateway.Apis;
+
+/// <summary>Stats, cluster view and health: what operators and load balancers ask.</summary>
+public static class OperationsApi
+{
+    public static IEndpointRouteBuilder MapOperationsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/v1/stats", StatsAsync);
+        app.MapGet("/api/v1/cluster", Cluster);
+        app.MapGet("/healthz", static () => JsonBody.Json(200, "ok", WriteStatus));
+        app.MapGet("/readyz", static (SiloRuntime silo) => silo.IsReady
+            ? JsonBody.Json(200, "ready", WriteStatus)
+            : new ApiErrorResult(ApiError.ServiceUnavailable("not ready: storage unreachable or partitions not owned", 2)));
+        return app;
+    }
+
+    private static async Task<IResult> StatsAsync(HttpContext context, ApiContext api, SiloRuntime silo)
+    {
+        var tenant = api.TenantOf(context);
+        var now = api.Now;
+        var counts = await api.Store.CountDevicesAsync(tenant, now.AddHours(-24), context.RequestAborted);
+        var heartbeats = silo.HeartbeatsLastMinute(tenant);
+        return JsonBody.Json(200, (Counts: counts, Heartbeats: heartbeats), static (writer, s) =>
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("devices_total", s.Counts.Total);
+            writer.WriteNumber("online", s.Counts.Online);
+            writer.WriteNumber("offline", s.Counts.Total - s.Counts.Online);
+            writer.WriteNumber("new_last_24h", s.Counts.NewSince);
+            writer.WriteNumber("heartbeats_last_minute", s.Heartbeats);
+            writer.WriteEndObject();
+        });
+    }
+
+    private static IResult Cluster(HttpContext context, SiloRuntime silo, ApiContext api)
+    {
+        var address = $"{context.Request.Scheme}://{context.Request.Host}";
+        return JsonBody.Json(200, (Silo: silo, Address: address, Now: api.Now), static (writer, s) =>
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("partitions_total", s.Silo.PartitionCount);
+            writer.WriteNumber("partitions_unowned", 0);
+            writer.WriteStartArray("silos");
+            writer.WriteStartObject();
+            writer.WriteString("silo_id", s.Silo.SiloId);
+            writer.WriteString("address", s.Address);
+            writer.WriteString("status", s.Silo.IsReady ? "active" : "joining");
+            writer.WriteNumber("partitions", s.Silo.PartitionCount);
+            writer.WriteNumber("devices", s.Silo.Activations);
+            Grains.Abstractions.PresenceJson.WriteTime(writer, "started_at", s.Silo.StartedAt);
+            Grains.Abstractions.PresenceJson.WriteTime(writer, "last_heartbeat_at", s.Now);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        });
+    }
+
+    private static void WriteStatus(System.Text.Json.Utf8JsonWriter writer, string status)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("status", status);
+        writer.WriteEndObject();
+    }
+}

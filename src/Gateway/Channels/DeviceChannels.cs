@@ -1,0 +1,105 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using Presence.Gateway.Apis;
+using Presence.Gateway.Streaming;
+using Presence.Grains.Abstractions;
+
+namespace Presence.Gateway.Channels;
+
+/// <summary>
+/// One open <c>/ws/device</c> socket. Sends come from the socket's own loop (acks, errors) and from command
+/// requests, so they are serialised here.
+/// </summary>
+public sealed class DeviceChannel(WebSocket socket) : IDisposable
+{
+    private readonly SemaphoreSlim _send = new(1, 1);
+    private readonly ArrayBufferWriter<byte> _buffer = new(512);
+
+    public async ValueTask<bool> TrySendAsync<TState>(TState state, Action<System.Text.Json.Utf8JsonWriter, TState> write)
+    {
+        await _send.WaitAsync();
+        try
+        {
+            if (socket.State != WebSocketState.Open)
+            {
+                return false;
+            }
+
+            await SocketMessages.SendAsync(socket, _buffer, state, write, CancellationToken.None);
+            return true;
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
+            _send.Release();
+        }
+    }
+
+    public async Task CloseAsync(WebSocketCloseStatus status, string reason)
+    {
+        await _send.WaitAsync();
+        try
+        {
+            if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            {
+                await socket.CloseOutputAsync(status, reason, CancellationToken.None);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Already gone: nothing to close.
+        }
+        finally
+        {
+            _send.Release();
+        }
+    }
+
+    public void Dispose() => _send.Dispose();
+}
+
+/// <summary>The device channels open on this gateway, by device: where commands are delivered.</summary>
+public sealed class DeviceChannels
+{
+    private readonly ConcurrentDictionary<DeviceKey, DeviceChannel> _open = new();
+
+    public int Count => _open.Count;
+
+    /// <summary>A newer channel of the same device replaces an older one as the target of commands.</summary>
+    public void Register(DeviceKey key, DeviceChannel channel) => _open[key] = channel;
+
+    public void Unregister(DeviceKey key, DeviceChannel channel) => _open.TryRemove(KeyValuePair.Create(key, channel));
+
+    public async ValueTask<bool> SendCommandAsync(DeviceKey key, DeviceCommand command) =>
+        _open.TryGetValue(key, out var channel) && await channel.TrySendAsync(command, static (writer, c) =>
+        {
+            writer.WriteStartObject();
+            writer.WriteString("type", "command");
+            writer.WriteString("command_id", c.CommandId);
+            writer.WriteString("name", c.Name);
+            writer.WritePropertyName("args");
+            if (c.Args is { } args)
+            {
+                args.WriteTo(writer);
+            }
+            else
+            {
+                writer.WriteStartObject();
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndObject();
+        });
+
+    public async Task CloseAsync(DeviceKey key, string reason)
+    {
+        if (_open.TryRemove(key, out var channel))
+        {
+            await channel.CloseAsync(WebSocketCloseStatus.NormalClosure, reason);
+        }
+    }
+}

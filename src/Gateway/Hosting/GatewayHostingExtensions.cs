@@ -1,0 +1,82 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+using Presence.Gateway.Apis;
+using Presence.Gateway.Auth;
+using Presence.Gateway.Channels;
+using Presence.Gateway.Errors;
+using Presence.Gateway.Streaming;
+using Presence.Runtime.Options;
+
+namespace Presence.Gateway.Hosting;
+
+/// <summary>How the gateway is put together: <see cref="AddPresenceGateway"/> for services, <see cref="MapPresenceApi"/> for the API.</summary>
+public static partial class GatewayHostingExtensions
+{
+    public const string DefaultUrl = "http://127.0.0.1:5080";
+
+    public static WebApplicationBuilder AddPresenceGateway(this WebApplicationBuilder builder)
+    {
+        if (string.IsNullOrWhiteSpace(builder.Configuration["urls"]) && !builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = JsonBody.MaxBytes;
+        });
+        builder.Services.AddSingleton<IValidateOptions<AuthOptions>, AuthOptionsValidator>();
+        builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
+        builder.Services.AddSingleton<ApiContext>();
+        builder.Services.AddSingleton<DeviceChannels>();
+        return builder;
+    }
+
+    public static WebApplication MapPresenceApi(this WebApplication app)
+    {
+        app.UseMiddleware<ApiErrorMiddleware>();
+        app.UseWebSockets();
+        app.MapHeartbeatApi();
+        app.MapDevicesApi();
+        app.MapEventsApi();
+        app.MapOperationsApi();
+        app.MapDeviceChannel();
+        app.MapEventStream();
+        app.Lifetime.ApplicationStarted.Register(() => LogReady(app));
+        return app;
+    }
+
+    /// <summary>Runs until shutdown; invalid configuration ends start-up with the offending key named, not a stack trace.</summary>
+    public static int RunPresence(this WebApplication app)
+    {
+        try
+        {
+            app.Run();
+            return 0;
+        }
+        catch (Exception e) when (e is OptionsValidationException or InvalidOperationException && !app.Lifetime.ApplicationStarted.IsCancellationRequested)
+        {
+            var failures = e is OptionsValidationException validation ? validation.Failures : [e.Message];
+            InvalidConfiguration(app.Logger, string.Join("; ", failures));
+            Console.Error.WriteLine($"Presence did not start: invalid configuration: {string.Join("; ", failures)}");
+            return 2;
+        }
+    }
+
+    private static void LogReady(WebApplication app)
+    {
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        var storage = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value.Provider;
+        var auth = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Mode;
+        Ready(app.Logger, string.Join(", ", addresses), storage, auth);
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information,
+        Message = "Presence is listening on {Addresses} (embedded silo, storage {Storage}, auth {Auth})")]
+    private static partial void Ready(ILogger logger, string addresses, string storage, string auth);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Critical, Message = "Presence did not start: invalid configuration: {Failures}")]
+    private static partial void InvalidConfiguration(ILogger logger, string failures);
+}

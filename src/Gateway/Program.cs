@@ -1,0 +1,10 @@
+using Presence.Gateway.Hosting;
+using Presence.Runtime.Silo;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddPresenceGateway();
+builder.Services.AddEmbeddedSilo();
+
+var app = builder.Build();
+app.MapPresenceApi();
+return app.RunPresence();

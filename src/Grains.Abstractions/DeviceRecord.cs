@@ -1,0 +1,40 @@
+namespace Presence.Grains.Abstractions;
+
+/// <summary>
+/// The durable state of one device: everything the API's <c>Device</c> shows. Immutable; a grain replaces it on
+/// every change, and storage keeps the same instance, so memory holds one copy per device.
+/// </summary>
+public sealed record DeviceRecord
+{
+    public required string TenantId { get; init; }
+    public required string DeviceId { get; init; }
+    public required string DeviceName { get; init; }
+    public string? Platform { get; init; }
+    public string? AppVersion { get; init; }
+    public DeviceStatus Status { get; init; }
+    public DateTime FirstSeenAt { get; init; }
+    public DateTime LastSeenAt { get; init; }
+    public DateTime StatusChangedAt { get; init; }
+
+    /// <summary>Current (online) or last session; 0 before the first session.</summary>
+    public long SessionId { get; init; }
+    public DateTime SessionStartedAt { get; init; }
+    public long SessionHeartbeats { get; init; }
+
+    public MetricSet Metrics { get; init; } = MetricSet.Empty;
+    public IReadOnlyList<ContainerInfo> Containers { get; init; } = [];
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = EmptyLabels;
+
+    /// <summary>Per-device timeout; <see cref="TimeSpan.Zero"/> means the configured default.</summary>
+    public TimeSpan Timeout { get; init; }
+
+    /// <summary>+1 per state change (every accepted heartbeat is one).</summary>
+    public long Version { get; init; }
+
+    /// <summary>Sequence number of the device's last event.</summary>
+    public long Sequence { get; init; }
+
+    public DeviceKey Key => new(TenantId, DeviceId);
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyLabels = new Dictionary<string, string>();
+}

@@ -1,0 +1,110 @@
+using Microsoft.Extensions.Options;
+
+namespace Presence.Runtime.Options;
+
+/// <summary><c>Presence:Heartbeat</c>: how devices are told to heartbeat and when silence means offline.</summary>
+public sealed class HeartbeatOptions
+{
+    public const string Section = "Presence:Heartbeat";
+    public double IntervalSeconds { get; set; } = 30;
+    public double TimeoutSeconds { get; set; } = 90;
+    public double DisconnectGraceSeconds { get; set; } = 5;
+}
+
+/// <summary><c>Presence:Storage</c>: where device state, sessions and events are kept.</summary>
+public sealed class StorageOptions
+{
+    public const string Section = "Presence:Storage";
+    public const string Memory = "memory";
+    public const string Postgres = "postgres";
+    public string Provider { get; set; } = Memory;
+    public double FlushIntervalSeconds { get; set; } = 1;
+}
+
+/// <summary><c>Presence:Events</c>: how far back a cursor can resume, and when a reader is too slow.</summary>
+public sealed class EventsOptions
+{
+    public const string Section = "Presence:Events";
+
+    /// <summary>Events kept by the in-memory log.</summary>
+    public int Retention { get; set; } = 100_000;
+
+    /// <summary>Events a WebSocket subscriber may fall behind the log's head before it is closed with 4008.</summary>
+    public int MaxSubscriberLag { get; set; } = 20_000;
+}
+
+/// <summary><c>Presence:RateLimit</c>.</summary>
+public sealed class RateLimitOptions
+{
+    public const string Section = "Presence:RateLimit";
+    public int HeartbeatsPerMinute { get; set; } = 120;
+}
+
+/// <summary><c>Presence:Cluster</c>.</summary>
+public sealed class ClusterOptions
+{
+    public const string Section = "Presence:Cluster";
+    public const string Embedded = "embedded";
+    public int Partitions { get; set; } = 1024;
+    public string Mode { get; set; } = Embedded;
+}
+
+/// <summary><c>Presence:Silo</c>: runtime tuning; defaults suit production.</summary>
+public sealed class SiloOptions
+{
+    public const string Section = "Presence:Silo";
+
+    /// <summary>Timing wheel resolution: offline events are at most about one tick late.</summary>
+    public int TimerTickMilliseconds { get; set; } = 250;
+
+    /// <summary>Idle offline grains are deactivated (their state stays in storage) after this long.</summary>
+    public double CollectionAgeSeconds { get; set; } = 120;
+}
+
+/// <summary>Checks every Presence option; each message names the configuration key it is about.</summary>
+internal sealed class PresenceOptionsValidator :
+    IValidateOptions<HeartbeatOptions>, IValidateOptions<StorageOptions>, IValidateOptions<EventsOptions>,
+    IValidateOptions<RateLimitOptions>, IValidateOptions<ClusterOptions>, IValidateOptions<SiloOptions>
+{
+    public ValidateOptionsResult Validate(string? name, HeartbeatOptions o) => Collect(
+        Positive(HeartbeatOptions.Section, "IntervalSeconds", o.IntervalSeconds, 86_400),
+        Positive(HeartbeatOptions.Section, "TimeoutSeconds", o.TimeoutSeconds, 86_400),
+        Positive(HeartbeatOptions.Section, "DisconnectGraceSeconds", o.DisconnectGraceSeconds, 86_400));
+
+    public ValidateOptionsResult Validate(string? name, StorageOptions o) => Collect(
+        o.Provider == StorageOptions.Memory ? null
+            : o.Provider == StorageOptions.Postgres
+                ? $"{StorageOptions.Section}:Provider: 'postgres' is not available in this build yet; use 'memory'"
+                : $"{StorageOptions.Section}:Provider must be 'memory' or 'postgres' (got '{o.Provider}')",
+        Positive(StorageOptions.Section, "FlushIntervalSeconds", o.FlushIntervalSeconds, 3_600));
+
+    public ValidateOptionsResult Validate(string? name, EventsOptions o) => Collect(
+        Range(EventsOptions.Section, "Retention", o.Retention, 100, 50_000_000),
+        Range(EventsOptions.Section, "MaxSubscriberLag", o.MaxSubscriberLag, 10, 50_000_000));
+
+    public ValidateOptionsResult Validate(string? name, RateLimitOptions o) =>
+        Collect(Range(RateLimitOptions.Section, "HeartbeatsPerMinute", o.HeartbeatsPerMinute, 1, 1_000_000));
+
+    public ValidateOptionsResult Validate(string? name, ClusterOptions o) => Collect(
+        Range(ClusterOptions.Section, "Partitions", o.Partitions, 1, 65_536),
+        o.Mode == ClusterOptions.Embedded ? null
+            : o.Mode == "client"
+                ? $"{ClusterOptions.Section}:Mode: 'client' is not available in this build yet; use 'embedded'"
+                : $"{ClusterOptions.Section}:Mode must be 'embedded' or 'client' (got '{o.Mode}')");
+
+    public ValidateOptionsResult Validate(string? name, SiloOptions o) => Collect(
+        Range(SiloOptions.Section, "TimerTickMilliseconds", o.TimerTickMilliseconds, 10, 1_000),
+        Positive(SiloOptions.Section, "CollectionAgeSeconds", o.CollectionAgeSeconds, 86_400));
+
+    private static string? Positive(string section, string key, double value, double max) =>
+        double.IsFinite(value) && value > 0 && value <= max ? null : $"{section}:{key} must be a number greater than 0 and at most {max} (got {value})";
+
+    private static string? Range(string section, string key, int value, int min, int max) =>
+        value >= min && value <= max ? null : $"{section}:{key} must be between {min} and {max} (got {value})";
+
+    private static ValidateOptionsResult Collect(params string?[] failures)
+    {
+        var messages = failures.Where(f => f is not null).Cast<string>().ToArray();
+        return messages.Length == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(messages);
+    }
+}

@@ -1,0 +1,39 @@
+using Presence.Grains.Abstractions;
+
+namespace Presence.Runtime.Partitioning;
+
+/// <summary>
+/// <c>partition = hash(tenant, device_id) mod P</c> with 64-bit FNV-1a over the UTF-16 code units of
+/// <c>tenant \0 device_id</c>: stable across processes, machines and .NET versions (unlike
+/// <see cref="string.GetHashCode()"/>), so every silo and gateway agrees on where a device lives.
+/// </summary>
+public static class PartitionHash
+{
+    private const ulong OffsetBasis = 14695981039346656037;
+    private const ulong Prime = 1099511628211;
+
+    public static int Of(DeviceKey key, int partitions)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
+        var hash = Mix(OffsetBasis, key.TenantId);
+        hash = Step(hash, '\0');
+        hash = Mix(hash, key.DeviceId);
+        return (int)(hash % (ulong)partitions);
+    }
+
+    private static ulong Mix(ulong hash, string text)
+    {
+        foreach (var c in text)
+        {
+            hash = Step(hash, c);
+        }
+
+        return hash;
+    }
+
+    private static ulong Step(ulong hash, char c)
+    {
+        hash = (hash ^ (byte)c) * Prime;
+        return (hash ^ (byte)(c >> 8)) * Prime;
+    }
+}

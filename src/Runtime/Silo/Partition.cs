@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Presence.Grains;
+using Presence.Grains.Abstractions;
+using Presence.Runtime.Storage;
+using Presence.Runtime.Timers;
+
+namespace Presence.Runtime.Silo;
+
+/// <summary>
+/// A slice of the device key space processed one turn at a time: a turn takes a batch of grain calls (and the
+/// timing wheel's due entries when a tick is pending), applies them to activated grains with no locks, commits
+/// what they changed in one storage write (a natural group commit), then replies. Grains are activated on their
+/// first call and collected when idle and offline. Runs on the thread pool; never more than one turn at a time.
+/// </summary>
+internal sealed class Partition : IThreadPoolWorkItem
+{
+    private const int MaxCallsPerTurn = 256;
+    private const int MaxExpiriesPerTurn = 2_048;
+
+    private readonly ConcurrentQueue<GrainCall> _inbox = new();
+    private readonly Dictionary<DeviceKey, Activation> _activations = [];
+    private readonly HashSet<DeviceKey> _dirty = [];
+    private readonly TimingWheel<DeviceKey> _wheel;
+    private readonly List<TimingWheel<DeviceKey>.Entry> _due = [];
+    private readonly List<GrainCall> _calls = [];
+    private readonly PartitionCommit _commit = new();
+    private readonly SiloContext _silo;
+    private int _dueIndex;
+    private int _scheduled;
+    private int _tickRequested;
+    private DateTime _nextFlush;
+    private int _activationCount;
+
+    public Partition(int id, SiloContext silo)
+    {
+        Id = id;
+        _silo = silo;
+        _wheel = new TimingWheel<DeviceKey>(silo.TimerTick, 64);
+        _commit.Partition = id;
+    }
+
+    public int Id { get; }
+
+    public DevicePolicy Policy => _silo.Policy;
+
+    public IPresenceStore Store => _silo.Store;
+
+    public TenantActivity Activity => _silo.Activity;
+
+    /// <summary>Events emitted by the current turn; grains append, the turn commits them.</summary>
+    public List<DeviceEvent> Outbox => _commit.Events;
+
+    /// <summary>Activated grains (read from other threads only as an approximate gauge).</summary>
+    public int ActivationCount => Volatile.Read(ref _activationCount);
+
+    public void Post(GrainCall call)
+    {
+        _inbox.Enqueue(call);
+        Schedule();
+    }
+
+    public void RequestTick()
+    {
+        Volatile.Write(ref _tickRequested, 1);
+        Schedule();
+    }
+
+    private void Schedule()
+    {
+        if (Interlocked.CompareExchange(ref _scheduled, 1, 0) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        var turn = RunTurnAsync();
+        if (turn.IsCompletedSuccessfully)
+        {
+            AfterTurn();
+        }
+        else
+        {
+            _ = AwaitTurnAsync(turn);
+        }
+    }
+
+    private async Task AwaitTurnAsync(ValueTask turn)
+    {
+        await turn.ConfigureAwait(false);
+        AfterTurn();
+    }
+
+    private void AfterTurn()
+    {
+        if (HasWork())
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            return;
+        }
+
+        Volatile.Write(ref _scheduled, 0);
+        if (HasWork())
+        {
+            Schedule();
+        }
+    }
+
+    private bool HasWork() => !_inbox.IsEmpty || Volatile.Read(ref _tickRequested) != 0 || _dueIndex < _due.Count;
+
+    private async ValueTask RunTurnAsync()
+    {
+        try
+        {
+            var now = _silo.Now();
+            if (Interlocked.Exchange(ref _tickRequested, 0) != 0)
+            {
+                _wheel.Advance(now, _due);
+                if (now >= _nextFlush)
+                {
+                    FlushDirty();
+                    _nextFlush = now + _silo.FlushInterval;
+                }
+            }
+
+            ExpireDue(now);
+
+            while (_calls.Count < MaxCallsPerTurn && _inbox.TryDequeue(out var call))
+            {
+                _calls.Add(call);
+                try
+                {
+                    var grain = call.NeedsGrain ? await ActivateAsync(call.Key).ConfigureAwait(false) : null;
+                    call.Invoke(grain!, this, now);
+                    if (grain is { State: null, OpenChannels: 0 })
+                    {
+                        Deactivate(call.Key);
+                    }
+                    else if (grain is not null)
+                    {
+                        Touch(grain, now);
+                    }
+                }
+                catch (Exception error)
+                {
+                    _calls.RemoveAt(_calls.Count - 1);
+                    call.Fail(error);
+                }
+            }
+
+            if (!_commit.IsEmpty)
+            {
+                await _silo.Store.CommitAsync(_commit).ConfigureAwait(false);
+                _silo.Metrics.Committed(_commit);
+            }
+
+            foreach (var call in _calls)
+            {
+                call.Reply();
+            }
+        }
+        catch (Exception error)
+        {
+            _silo.Log.TurnFailed(error, Id);
+            foreach (var call in _calls)
+            {
+                call.Fail(error);
+            }
+        }
+        finally
+        {
+            _calls.Clear();
+            _commit.Clear();
+        }
+    }
+
+    /// <summary>Records what a turn changed: durable changes go into this turn's commit, others are written behind.</summary>
+    public void Track(DeviceGrain grain, GrainChange change)
+    {
+        if ((change.Kind & ChangeKind.Removed) != 0)
+        {
+            _commit.Removals.Add(grain.Key);
+            _dirty.Remove(grain.Key);
+        }
+        else if (change.IsDurable)
+        {
+            _commit.Upserts.Add(grain.State!);
+            _dirty.Remove(grain.Key);
+        }
+        else if ((change.Kind & ChangeKind.State) != 0)
+        {
+            _dirty.Add(grain.Key);
+        }
+
+        if (change.EndedSession is { } ended)
+        {
+            _commit.EndedSessions.Add((grain.Key, ended));
+        }
+    }
+
+    /// <summary>A call used the grain: it stays active, and its next deadline is on the wheel.</summary>
+    private void Touch(DeviceGrain grain, DateTime now)
+    {
+        ref var activation = ref CollectionsMarshal.GetValueRefOrNullRef(_activations, grain.Key);
+        activation.LastUsed = now;
+        ScheduleWake(ref activation, grain, now);
+    }
+
+    /// <summary>Stops and returns when every call posted before it has been applied and committed.</summary>
+    public Task BarrierAsync()
+    {
+        var barrier = new BarrierCall();
+        Post(barrier);
+        return barrier.Completion;
+    }
+
+    private async ValueTask<DeviceGrain> ActivateAsync(DeviceKey key)
+    {
+        if (_activations.TryGetValue(key, out var existing))
+        {
+            return existing.Grain;
+        }
+
+        var state = await _silo.Store.ReadDeviceAsync(key).ConfigureAwait(false);
+        var grain = new DeviceGrain(key, state);
+        _activations[key] = new Activation(grain);
+        Interlocked.Increment(ref _activationCount);
+        return grain;
+    }
+
+    private void Deactivate(DeviceKey key)
+    {
+        if (_activations.Remove(key))
+        {
+            Interlocked.Decrement(ref _activationCount);
+        }
+    }
+
+    /// <summary>
+    /// Puts the grain's next wake-up on the wheel: its deadline, or else the time it may be collected. Only an
+    /// earlier wake-up is scheduled anew; a later one is found lazily when the current entry fires.
+    /// </summary>
+    private void ScheduleWake(ref Activation activation, DeviceGrain grain, DateTime now)
+    {
+        var idleUntil = activation.LastUsed + _silo.CollectionAge;
+        var wake = grain.Deadline(Policy) ?? (idleUntil > now ? idleUntil : now + _silo.CollectionAge);
+        var tick = _wheel.TickOf(wake);
+        if (activation.WheelTick == 0 || tick < activation.WheelTick)
+        {
+            activation.WheelTick = _wheel.Schedule(grain.Key, wake);
+        }
+    }
+
+    private void ExpireDue(DateTime now)
+    {
+        var end = Math.Min(_due.Count, _dueIndex + MaxExpiriesPerTurn);
+        for (; _dueIndex < end; _dueIndex++)
+        {
+            var entry = _due[_dueIndex];
+            ref var activation = ref CollectionsMarshal.GetValueRefOrNullRef(_activations, entry.Item);
+            if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref activation) || activation.WheelTick != entry.Tick)
+            {
+                continue; // a stale entry: the grain was rescheduled earlier, or collected
+            }
+
+            activation.WheelTick = 0;
+            var grain = activation.Grain;
+            var change = grain.Expire(now, Policy, Outbox);
+            if (change.Kind != ChangeKind.None)
+            {
+                _silo.Log.DeviceExpired(grain.Key.TenantId, grain.Key.ShortId);
+                Track(grain, change);
+                ScheduleWake(ref activation, grain, now);
+            }
+            else if (grain.Deadline(Policy) is null && grain.OpenChannels == 0 && !_dirty.Contains(grain.Key)
+                && now >= activation.LastUsed + _silo.CollectionAge)
+            {
+                Deactivate(grain.Key);
+            }
+            else
+            {
+                ScheduleWake(ref activation, grain, now);
+            }
+        }
+
+        if (_dueIndex >= _due.Count)
+        {
+            _due.Clear();
+            _dueIndex = 0;
+        }
+    }
+
+    /// <summary>Completes once every dirty grain of this partition has been written.</summary>
+    public Task FlushAsync()
+    {
+        var flush = new FlushCall();
+        Post(flush);
+        return flush.Completion;
+    }
+
+    internal void FlushDirty()
+    {
+        foreach (var key in _dirty)
+        {
+            if (_activations.TryGetValue(key, out var activation) && activation.Grain.State is { } state)
+            {
+                _commit.Upserts.Add(state);
+            }
+        }
+
+        _dirty.Clear();
+    }
+
+    /// <summary>Runtime bookkeeping of one activated grain, stored inline in the partition's map.</summary>
+    private struct Activation(DeviceGrain grain)
+    {
+        public readonly DeviceGrain Grain = grain;
+
+        /// <summary>The wheel tick this grain is scheduled at; 0 when not scheduled.</summary>
+        public long WheelTick;
+
+        public DateTime LastUsed;
+    }
+}
