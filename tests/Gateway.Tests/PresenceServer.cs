@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
@@ -6,6 +7,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Presence.Runtime.Silo;
@@ -38,7 +40,7 @@ public class PresenceServer : WebApplicationFactory<Program>
             _settings[key] = value;
         }
 
-        UseKestrel(0);
+        UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, ConfigureListener));
         StartServer();
         Http = CreateClient();
         Http.BaseAddress = BaseAddress;
@@ -51,6 +53,11 @@ public class PresenceServer : WebApplicationFactory<Program>
     public Uri BaseAddress => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 
     public SiloRuntime Silo => Services.GetRequiredService<SiloRuntime>();
+
+    /// <summary>Transport settings for a test (e.g. small socket buffers); none by default.</summary>
+    protected virtual void ConfigureListener(ListenOptions listener)
+    {
+    }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -85,11 +92,27 @@ public class PresenceServer : WebApplicationFactory<Program>
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
-    public async Task<TestSocket> ConnectAsync(string pathAndQuery)
+    /// <summary>Opens a WebSocket; with <paramref name="receiveBuffer"/> the client's TCP receive buffer is that small.</summary>
+    public async Task<TestSocket> ConnectAsync(string pathAndQuery, int? receiveBuffer = null)
     {
         var socket = new ClientWebSocket();
-        var uri = new UriBuilder(BaseAddress) { Scheme = "ws" };
-        await socket.ConnectAsync(new Uri(uri.Uri, pathAndQuery), TestSocket.Timeout());
+        socket.Options.CollectHttpResponseDetails = true;
+        var uri = new Uri(new UriBuilder(BaseAddress) { Scheme = "ws" }.Uri, pathAndQuery);
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                var tcp = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                if (receiveBuffer is { } size)
+                {
+                    tcp.ReceiveBufferSize = size;
+                }
+
+                await tcp.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(tcp, ownsSocket: true);
+            },
+        };
+        await socket.ConnectAsync(uri, new HttpMessageInvoker(handler), TestSocket.Timeout());
         return new TestSocket(socket);
     }
 

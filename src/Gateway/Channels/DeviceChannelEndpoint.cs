@@ -83,8 +83,9 @@ public static class DeviceChannelEndpoint
             {
                 if (_bound is { } key)
                 {
-                    channels.Unregister(key, channel);
+                    // The grain first, so that once the channel is gone from the registry its grace has started.
                     await grains.ChannelClosedAsync(key, CancellationToken.None);
+                    channels.Unregister(key, channel);
                 }
             }
         }

@@ -66,13 +66,33 @@ public sealed class DeviceChannel(WebSocket socket) : IDisposable
 public sealed class DeviceChannels
 {
     private readonly ConcurrentDictionary<DeviceKey, DeviceChannel> _open = new();
+    private TaskCompletionSource _changed = NewSignal();
 
     public int Count => _open.Count;
 
-    /// <summary>A newer channel of the same device replaces an older one as the target of commands.</summary>
-    public void Register(DeviceKey key, DeviceChannel channel) => _open[key] = channel;
+    public bool IsOpen(DeviceKey key) => _open.ContainsKey(key);
 
-    public void Unregister(DeviceKey key, DeviceChannel channel) => _open.TryRemove(KeyValuePair.Create(key, channel));
+    /// <summary>Completes at the next registration or removal, so a caller can await a channel's phase instead of polling.</summary>
+    public Task WhenChangedAsync() => Volatile.Read(ref _changed).Task;
+
+    /// <summary>A newer channel of the same device replaces an older one as the target of commands.</summary>
+    public void Register(DeviceKey key, DeviceChannel channel)
+    {
+        _open[key] = channel;
+        Changed();
+    }
+
+    public void Unregister(DeviceKey key, DeviceChannel channel)
+    {
+        if (_open.TryRemove(KeyValuePair.Create(key, channel)))
+        {
+            Changed();
+        }
+    }
+
+    private void Changed() => Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public async ValueTask<bool> SendCommandAsync(DeviceKey key, DeviceCommand command) =>
         _open.TryGetValue(key, out var channel) && await channel.TrySendAsync(command, static (writer, c) =>
@@ -99,6 +119,7 @@ public sealed class DeviceChannels
     {
         if (_open.TryRemove(key, out var channel))
         {
+            Changed();
             await channel.CloseAsync(WebSocketCloseStatus.NormalClosure, reason);
         }
     }

@@ -15,14 +15,16 @@ namespace Presence.Gateway.Streaming;
 /// <summary>
 /// <c>GET /ws/events</c>: a portal's live view. <c>hello</c>, then a snapshot (or every event after <c>since</c>),
 /// then live events. One pump owns every send: it reads the log from its cursor, so a reader never sees a gap or a
-/// duplicate, whatever it subscribes to or however events arrive. A reader further behind than
-/// <c>Presence:Events:MaxSubscriberLag</c> events is closed with 4008 and resumes from its last cursor.
+/// duplicate, whatever it subscribes to or however events arrive. A live reader that falls more than
+/// <c>Presence:Events:MaxSubscriberLag</c> events behind is closed with 4008 and resumes from its last cursor; a
+/// resuming reader is not held to that limit while it catches up, only to retention.
 /// </summary>
 public static class EventStreamEndpoint
 {
     private const int PageSize = 256;
     private const int SnapshotPage = 500;
     private const int MaxSubscribedDevices = 1000;
+    private static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(10);
 
     public static IEndpointRouteBuilder MapEventStream(this IEndpointRouteBuilder app)
     {
@@ -82,6 +84,14 @@ public static class EventStreamEndpoint
                 }
 
                 await PumpAsync(cursor, stop.Token);
+
+                // The pump sent a close frame: let the client read what is still buffered and answer the close,
+                // rather than aborting the connection under it.
+                await receiving.WaitAsync(CloseHandshakeTimeout, api.Time, aborted);
+            }
+            catch (TimeoutException)
+            {
+                // The client never answered the close: abort.
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException)
             {
@@ -96,6 +106,7 @@ public static class EventStreamEndpoint
 
         private async Task PumpAsync(EventCursor cursor, CancellationToken cancellationToken)
         {
+            var live = cursor == _log.Head;
             while (true)
             {
                 while (_control.Reader.TryRead(out var control))
@@ -116,7 +127,7 @@ public static class EventStreamEndpoint
                     await SendSnapshotAsync(cursor, cancellationToken);
                 }
 
-                if (_log.Head.Position - cursor.Position > maxLag)
+                if (live && _log.Head.Position - cursor.Position > maxLag)
                 {
                     await socket.CloseOutputAsync(SocketMessages.SlowConsumer, "slow consumer: resume from your last cursor", cancellationToken);
                     return;
@@ -146,6 +157,7 @@ public static class EventStreamEndpoint
 
                 var moved = page.Next != cursor;
                 cursor = page.Next;
+                live |= cursor == _log.Head;
                 if (!moved)
                 {
                     await Task.WhenAny(_log.WaitAsync(cursor, cancellationToken), _control.Reader.WaitToReadAsync(cancellationToken).AsTask());
