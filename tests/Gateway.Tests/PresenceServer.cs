@@ -170,9 +170,9 @@ public sealed class TestSocket(ClientWebSocket socket) : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Socket.State == WebSocketState.Open)
+        if (Socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
-            await Socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", Timeout());
+            await Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "done", Timeout());
         }
 
         Socket.Dispose();

@@ -20,7 +20,8 @@ public static class DeviceChannelEndpoint
         return app;
     }
 
-    private static async Task<IResult> RunAsync(HttpContext context, IDeviceGrains grains, ApiContext api, DeviceChannels channels)
+    private static async Task<IResult> RunAsync(
+        HttpContext context, IDeviceGrains grains, ApiContext api, DeviceChannels channels, IHostApplicationLifetime lifetime)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -30,7 +31,11 @@ public static class DeviceChannelEndpoint
         using var socket = await context.WebSockets.AcceptWebSocketAsync(SocketOptions.Accept);
         using var channel = new DeviceChannel(socket);
         var session = new DeviceSession(socket, channel, context, grains, api, channels);
-        await session.RunAsync(context.RequestAborted);
+        using (lifetime.ApplicationStopping.Register(() => _ = channel.CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "server shutting down")))
+        {
+            await session.RunAsync(context.RequestAborted);
+        }
+
         return Results.Empty;
     }
 

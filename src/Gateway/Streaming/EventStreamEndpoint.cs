@@ -32,7 +32,8 @@ public static class EventStreamEndpoint
         return app;
     }
 
-    private static async Task<IResult> RunAsync(HttpContext context, ApiContext api, IDeviceGrains grains, IOptions<EventsOptions> options)
+    private static async Task<IResult> RunAsync(
+        HttpContext context, ApiContext api, IDeviceGrains grains, IOptions<EventsOptions> options, IHostApplicationLifetime lifetime)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -50,7 +51,11 @@ public static class EventStreamEndpoint
         var resume = given && !expired;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(SocketOptions.Accept);
         var stream = new EventStream(socket, api.TenantOf(context), api, grains, options.Value.MaxSubscriberLag);
-        await stream.RunAsync(resume ? since : null, expired, context.RequestAborted);
+        using (lifetime.ApplicationStopping.Register(stream.ServerStopping))
+        {
+            await stream.RunAsync(resume ? since : null, expired, context.RequestAborted);
+        }
+
         return Results.Empty;
     }
 
@@ -63,6 +68,10 @@ public static class EventStreamEndpoint
         private readonly Channel<Control> _control = Channel.CreateBounded<Control>(new BoundedChannelOptions(16) { SingleReader = true });
         private readonly IEventLog _log = api.Store.Events;
         private HashSet<string>? _devices;
+
+        /// <summary>The server is shutting down: close with 1001 so the portal reconnects elsewhere or later.</summary>
+        public void ServerStopping() =>
+            _control.Writer.TryWrite(new Control(null, Close: WebSocketCloseStatus.EndpointUnavailable, Reason: "server shutting down"));
 
         public async Task RunAsync(EventCursor? since, bool expired, CancellationToken aborted)
         {
