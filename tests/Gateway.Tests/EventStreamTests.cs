@@ -171,7 +171,7 @@ public sealed class SlowConsumerTests(SmallBufferServer server) : IClassFixture<
     {
         await using var portal = await server.ConnectAsync("/ws/events", receiveBuffer: 4096);
         await portal.ExpectAsync("hello");
-        await portal.ExpectAsync("snapshot");
+        var cursor = (await portal.ExpectAsync("snapshot")).GetProperty("cursor").GetString();
 
         // The portal stops reading while 1,500 devices register (3,000 events, far more than the socket buffers hold).
         var grains = server.Silo;
@@ -186,10 +186,12 @@ public sealed class SlowConsumerTests(SmallBufferServer server) : IClassFixture<
             received.Add(message.GetProperty("event"));
         }
 
+        // Depending on scheduling the close may come before any event: the burst alone exceeds the allowed lag.
         Assert.Equal((WebSocketCloseStatus)4008, portal.CloseStatus);
-        Assert.InRange(received.Count, 1, 2999);
+        Assert.InRange(received.Count, 0, 2999);
 
-        await using var resumed = await server.ConnectAsync($"/ws/events?since={received[^1].GetProperty("id").GetString()}");
+        var last = received.Count > 0 ? received[^1].GetProperty("id").GetString() : cursor;
+        await using var resumed = await server.ConnectAsync($"/ws/events?since={last}");
         await resumed.ExpectAsync("hello");
         for (var i = received.Count; i < 3000; i++)
         {

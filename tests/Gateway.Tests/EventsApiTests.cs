@@ -8,6 +8,18 @@ namespace Presence.Gateway.Tests;
 public sealed class EventsApiTests(PresenceServer server) : IClassFixture<PresenceServer>
 {
     [Fact]
+    public async Task Empty_query_parameters_count_as_absent()
+    {
+        (await server.HeartbeatAsync("ev-empty-args")).EnsureSuccessStatusCode();
+
+        var devices = await server.GetJsonAsync("/api/v1/devices?limit=&status=&prefix=&after=");
+        var events = await server.GetJsonAsync("/api/v1/events?limit=&since=&device_id=");
+
+        Assert.Contains(devices.GetProperty("devices").EnumerateArray(), d => d.GetProperty("device_id").GetString() == "ev-empty-args");
+        Assert.Empty(events.GetProperty("events").EnumerateArray());
+    }
+
+    [Fact]
     public async Task Without_since_the_page_is_empty_and_its_cursor_is_the_current_end()
     {
         await RegisterAsync("ev-end-1");

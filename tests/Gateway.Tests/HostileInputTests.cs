@@ -422,7 +422,7 @@ public sealed class HostileInputTests(PresenceServer server) : IClassFixture<Pre
         var requests = new Dictionary<string, (string, string, int?)>();
         var long129 = new string('q', 129);
 
-        foreach (var limit in new[] { "0", "1001", "-1", "abc", "1.5", "1e3", "%205", "5%20", "%2B5", "0x10", "", "99999999999999999999", "%00", "%EF%BC%91", "1&limit=2" })
+        foreach (var limit in new[] { "0", "1001", "-1", "abc", "1.5", "1e3", "%205", "5%20", "%2B5", "0x10", "99999999999999999999", "%00", "%EF%BC%91", "1&limit=2" })
         {
             requests.Add($"devices limit={limit}", ("GET", $"/api/v1/devices?limit={limit}", 400));
             requests.Add($"events limit={limit}", ("GET", $"/api/v1/events?limit={limit}", 400));

@@ -160,6 +160,11 @@ public sealed record DeviceCommand(string CommandId, string Name, JsonElement? A
         {
             var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 32 });
             using var document = JsonDocument.ParseValue(ref reader);
+            if (reader.Read())
+            {
+                return (null, ApiError.BodyNotJson("body must be one JSON object"));
+            }
+
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {

@@ -10,6 +10,9 @@ public static class JsonBody
 {
     public const int MaxBytes = 64 * 1024;
 
+    /// <summary>How much of an oversize body the server still reads and discards after its 413.</summary>
+    public const int DrainLimit = 1024 * 1024;
+
     /// <summary>
     /// Buffers the whole body (at most 64 KiB) and hands it to <paramref name="parse"/>; answers 413/415 without parsing.
     /// </summary>
@@ -39,7 +42,8 @@ public static class JsonBody
             {
                 try
                 {
-                    return parse(read.Buffer);
+                    // JSON text is UTF-8 (RFC 8259 8.1), also inside the fields a parser skips without decoding.
+                    return IsUtf8(read.Buffer) ? parse(read.Buffer) : (default, ApiError.BodyNotJson("body is not valid UTF-8"));
                 }
                 finally
                 {
@@ -48,6 +52,25 @@ public static class JsonBody
             }
 
             body.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+        }
+    }
+
+    private static bool IsUtf8(ReadOnlySequence<byte> body)
+    {
+        if (body.IsSingleSegment)
+        {
+            return System.Text.Unicode.Utf8.IsValid(body.FirstSpan);
+        }
+
+        var copy = ArrayPool<byte>.Shared.Rent((int)body.Length);
+        try
+        {
+            body.CopyTo(copy);
+            return System.Text.Unicode.Utf8.IsValid(copy.AsSpan(0, (int)body.Length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(copy);
         }
     }
 

@@ -10,18 +10,13 @@ public static class QueryArgs
     public static ApiError? Limit(HttpRequest request, int fallback, int max, out int limit)
     {
         limit = fallback;
-        var text = request.Query["limit"];
-        if (text.Count == 0)
+        var error = Optional(request, "limit", out var text);
+        if (error is not null || text is null)
         {
-            return null;
+            return error;
         }
 
-        if (text.Count > 1)
-        {
-            return ApiError.Query("limit", DeviceRules.Problems.Duplicate);
-        }
-
-        if (!int.TryParse(text[0], NumberStyles.None, CultureInfo.InvariantCulture, out limit))
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out limit))
         {
             return ApiError.Query("limit", DeviceRules.Problems.Invalid);
         }

@@ -43,8 +43,32 @@ internal sealed class AuthOptionsValidator(IConfiguration configuration) : IVali
         return ValidateOptionsResult.Success;
     }
 
-    public static IEnumerable<string> ListenUrls(IConfiguration configuration) =>
-        (configuration["urls"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    /// <summary>Every address the server may bind: <c>urls</c>, <c>http_ports</c>/<c>https_ports</c> (all interfaces) and Kestrel endpoints.</summary>
+    public static IEnumerable<string> ListenUrls(IConfiguration configuration)
+    {
+        var separators = new[] { ';', ',' };
+        const StringSplitOptions Split = StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries;
+        foreach (var url in (configuration["urls"] ?? "").Split(separators, Split))
+        {
+            yield return url;
+        }
+
+        foreach (var key in new[] { "http_ports", "https_ports" })
+        {
+            foreach (var port in (configuration[key] ?? "").Split(separators, Split))
+            {
+                yield return $"http://*:{port}";
+            }
+        }
+
+        foreach (var endpoint in configuration.GetSection("Kestrel:Endpoints").GetChildren())
+        {
+            if (endpoint["Url"] is { Length: > 0 } url)
+            {
+                yield return url;
+            }
+        }
+    }
 
     private static bool IsLoopback(string url)
     {

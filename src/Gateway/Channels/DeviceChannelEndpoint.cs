@@ -25,7 +25,7 @@ public static class DeviceChannelEndpoint
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            return new ApiErrorResult(ApiError.Query("upgrade", "this endpoint requires a WebSocket upgrade"));
+            return new ApiErrorResult(ApiError.UpgradeRequired());
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync(SocketOptions.Accept);

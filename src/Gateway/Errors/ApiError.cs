@@ -41,6 +41,9 @@ public sealed record ApiError(int Status, string Code, string Message, IReadOnly
 
     public static ApiError NotFound(string what) => new(404, NotFoundCode, what);
 
+    public static ApiError UpgradeRequired() =>
+        new(400, InvalidQuery, "this endpoint requires a WebSocket upgrade", [new ErrorDetail("upgrade", DeviceRules.Problems.Missing)]);
+
     public static ApiError TooLarge() => new(413, PayloadTooLarge, "request body is larger than 64 KiB");
 
     public static ApiError NotJson() => new(415, UnsupportedMediaType, "request body must be application/json");

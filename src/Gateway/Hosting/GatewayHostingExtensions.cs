@@ -25,7 +25,10 @@ public static partial class GatewayHostingExtensions
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = JsonBody.MaxBytes;
+            // The API's 64 KiB limit is enforced where bodies are read (413 in the one error shape). Kestrel's own
+            // limit is the most it drains of a rejected body after answering, so the client reads the 413 instead of
+            // a connection reset; beyond it the connection is closed.
+            kestrel.Limits.MaxRequestBodySize = JsonBody.DrainLimit;
         });
         builder.Services.AddSingleton<IValidateOptions<AuthOptions>, AuthOptionsValidator>();
         builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
@@ -53,16 +56,18 @@ public static partial class GatewayHostingExtensions
     {
         try
         {
-            app.Run();
-            return 0;
+            // Validate before the host starts, so a bad setting is one clear line instead of the host's stack trace.
+            app.Services.GetService<IStartupValidator>()?.Validate();
         }
-        catch (Exception e) when (e is OptionsValidationException or InvalidOperationException && !app.Lifetime.ApplicationStarted.IsCancellationRequested)
+        catch (Exception e) when (e is OptionsValidationException or InvalidOperationException)
         {
             var failures = e is OptionsValidationException validation ? validation.Failures : [e.Message];
             InvalidConfiguration(app.Logger, string.Join("; ", failures));
-            Console.Error.WriteLine($"Presence did not start: invalid configuration: {string.Join("; ", failures)}");
             return 2;
         }
+
+        app.Run();
+        return 0;
     }
 
     private static void LogReady(WebApplication app)

@@ -37,7 +37,7 @@ public static class EventStreamEndpoint
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            return new ApiErrorResult(ApiError.Query("upgrade", "this endpoint requires a WebSocket upgrade"));
+            return new ApiErrorResult(ApiError.UpgradeRequired());
         }
 
         var log = api.Store.Events;
@@ -65,7 +65,10 @@ public static class EventStreamEndpoint
     private sealed class EventStream(WebSocket socket, string tenant, ApiContext api, IDeviceGrains grains, int maxLag)
     {
         private readonly ArrayBufferWriter<byte> _buffer = new(4096);
-        private readonly Channel<Control> _control = Channel.CreateBounded<Control>(new BoundedChannelOptions(16) { SingleReader = true });
+        private readonly Channel<Control> _control = Channel.CreateBounded<Control>(new BoundedChannelOptions(ControlCapacity) { SingleReader = true });
+
+        // Room for a whole burst the rate limit allows, plus the close that ends it: a flood always gets its 1008.
+        private const int ControlCapacity = MessageRateLimit.Burst + 2;
         private readonly IEventLog _log = api.Store.Events;
         private HashSet<string>? _devices;
 
@@ -177,7 +180,8 @@ public static class EventStreamEndpoint
 
         /// <summary>
         /// The devices the client watches, as of <paramref name="cursor"/> or later; events after the cursor follow,
-        /// so a client applies them on top (a device's <c>version</c> tells whether one is already reflected).
+        /// so a client applies them on top; every event carries absolute state, so applying one the snapshot already
+        /// reflects changes nothing.
         /// Streamed as one message in fragments, a page of devices at a time.
         /// </summary>
         private async Task SendSnapshotAsync(EventCursor cursor, CancellationToken cancellationToken)
@@ -262,7 +266,7 @@ public static class EventStreamEndpoint
                     };
                     if (!_control.Writer.TryWrite(control))
                     {
-                        break; // a client that outpaces 16 pending requests is flooding
+                        break; // cannot happen while the rate limit holds; abort rather than grow
                     }
 
                     if (control.Close is not null)

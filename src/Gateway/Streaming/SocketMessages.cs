@@ -93,6 +93,12 @@ public static class SocketMessages
         writer.WriteStartObject();
         writer.WriteString("type", "error");
         error.WriteObject(writer, "error");
+        if (error.RetryAfterSeconds is { } retryAfter)
+        {
+            // What HTTP says in Retry-After; a frame has no headers.
+            writer.WriteNumber("retry_after_s", retryAfter);
+        }
+
         writer.WriteEndObject();
     }
 }
