@@ -3,6 +3,7 @@ using Presence.Runtime.Silo;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddPresenceGateway();
+builder.AddPresenceTelemetry();
 builder.Services.AddEmbeddedSilo();
 
 var app = builder.Build();

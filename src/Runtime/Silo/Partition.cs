@@ -160,6 +160,10 @@ internal sealed class Partition : IThreadPoolWorkItem
 
             if (!_commit.IsEmpty)
             {
+                using var activity = SiloMetrics.Activities.StartActivity("presence.partition.commit");
+                activity?.SetTag("presence.partition", Id);
+                activity?.SetTag("presence.events", _commit.Events.Count);
+                activity?.SetTag("presence.devices", _commit.Upserts.Count);
                 await _silo.Store.CommitAsync(_commit).ConfigureAwait(false);
                 _silo.Metrics.Committed(_commit);
             }

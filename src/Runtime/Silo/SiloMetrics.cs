@@ -8,6 +8,9 @@ internal sealed class SiloMetrics : IDisposable
 {
     public const string MeterName = "Presence.Silo";
 
+    /// <summary>Activities of the silo: one per storage commit of a partition turn.</summary>
+    public static readonly System.Diagnostics.ActivitySource Activities = new(MeterName);
+
     private readonly Meter _meter;
     private readonly Counter<long> _commits;
     private readonly Counter<long> _events;
