@@ -25,6 +25,7 @@ internal sealed class Partition : IThreadPoolWorkItem
     private readonly TimingWheel<DeviceKey> _wheel;
     private readonly List<TimingWheel<DeviceKey>.Entry> _due = [];
     private readonly List<GrainCall> _calls = [];
+    private readonly List<DeviceKey> _emptied = [];
     private readonly PartitionCommit _commit = new();
     private readonly SiloContext _silo;
     private int _dueIndex;
@@ -135,16 +136,21 @@ internal sealed class Partition : IThreadPoolWorkItem
 
             ExpireDue(now);
 
-            while (_calls.Count < MaxCallsPerTurn && _inbox.TryDequeue(out var call))
+            // A pending tick ends the batch, so timers are never applied after calls that arrived later.
+            while (_calls.Count < MaxCallsPerTurn && Volatile.Read(ref _tickRequested) == 0 && _inbox.TryDequeue(out var call))
             {
                 _calls.Add(call);
                 try
                 {
                     var grain = call.NeedsGrain ? await ActivateAsync(call.Key).ConfigureAwait(false) : null;
+
+                    // Read the clock per call: activation may have awaited storage since the turn began.
+                    now = _silo.Now();
                     call.Invoke(grain!, this, now);
                     if (grain is { State: null, OpenChannels: 0 })
                     {
-                        Deactivate(call.Key);
+                        // Kept until the commit is written: a later call of this turn must not reload the old state.
+                        _emptied.Add(call.Key);
                     }
                     else if (grain is not null)
                     {
@@ -168,6 +174,14 @@ internal sealed class Partition : IThreadPoolWorkItem
                 _silo.Metrics.Committed(_commit);
             }
 
+            foreach (var key in _emptied)
+            {
+                if (_activations.TryGetValue(key, out var activation) && activation.Grain is { State: null, OpenChannels: 0 })
+                {
+                    Deactivate(key);
+                }
+            }
+
             foreach (var call in _calls)
             {
                 call.Reply();
@@ -185,6 +199,7 @@ internal sealed class Partition : IThreadPoolWorkItem
         {
             _calls.Clear();
             _commit.Clear();
+            _emptied.Clear();
         }
     }
 
@@ -193,8 +208,13 @@ internal sealed class Partition : IThreadPoolWorkItem
     {
         if ((change.Kind & ChangeKind.Removed) != 0)
         {
-            _commit.Removals.Add(grain.Key);
-            _dirty.Remove(grain.Key);
+            // The removal supersedes this turn's earlier writes of the device, and its history goes with it.
+            var key = grain.Key;
+            _commit.Upserts.RemoveAll(device => device.Key == key);
+            _commit.EndedSessions.RemoveAll(ended => ended.Key == key);
+            _commit.Removals.Add(key);
+            _dirty.Remove(key);
+            return;
         }
         else if (change.IsDurable)
         {

@@ -27,7 +27,11 @@ public interface IPresenceStore
     ValueTask<DeviceCounts> CountDevicesAsync(string tenantId, DateTime newSince, CancellationToken cancellationToken = default);
 }
 
-/// <summary>What one partition turn persists: written atomically, events appended in order.</summary>
+/// <summary>
+/// What one partition turn persists: written atomically, events appended in order. Removals are applied before
+/// upserts: a device removed and registered again in one turn is a new device, and a removal drops the turn's
+/// earlier writes of its device from the commit.
+/// </summary>
 public sealed class PartitionCommit
 {
     public int Partition { get; set; }

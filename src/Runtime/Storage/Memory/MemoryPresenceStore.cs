@@ -32,6 +32,12 @@ public sealed class MemoryPresenceStore(MemoryEventLog events, int sessionsKept 
     {
         lock (_lock)
         {
+            foreach (var key in commit.Removals)
+            {
+                Tenant(key.TenantId).Remove(key.DeviceId);
+                _sessions.Remove(key);
+            }
+
             foreach (var device in commit.Upserts)
             {
                 Tenant(device.TenantId).Upsert(device);
@@ -49,12 +55,6 @@ public sealed class MemoryPresenceStore(MemoryEventLog events, int sessionsKept 
                 {
                     history.Dequeue();
                 }
-            }
-
-            foreach (var key in commit.Removals)
-            {
-                Tenant(key.TenantId).Remove(key.DeviceId);
-                _sessions.Remove(key);
             }
         }
 
