@@ -69,37 +69,6 @@ public sealed class DeviceChannelTests(PresenceServer server) : IClassFixture<Pr
     }
 
     [Fact]
-    public async Task Command_reaches_the_connected_device_and_its_result_becomes_an_event()
-    {
-        await using var device = await server.ConnectAsync("/ws/device");
-        await device.SendAsync(new { type = "heartbeat", device_id = "ch-cmd" });
-        await device.ExpectAsync("ack");
-        var cursor = (await server.GetJsonAsync("/api/v1/events")).GetProperty("next_cursor").GetString();
-
-        using var response = await server.PostJsonAsync("/api/v1/devices/ch-cmd/commands", new { name = "reboot", args = new { delay_s = 5 } });
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        var accepted = await response.Content.ReadFromJsonAsync<JsonElement>();
-        Assert.Equal("sent", accepted.GetProperty("status").GetString());
-        var commandId = accepted.GetProperty("command_id").GetString();
-
-        var command = await device.ExpectAsync("command");
-        Assert.Equal(commandId, command.GetProperty("command_id").GetString());
-        Assert.Equal("reboot", command.GetProperty("name").GetString());
-        Assert.Equal(5, command.GetProperty("args").GetProperty("delay_s").GetInt32());
-
-        await device.SendAsync(new { type = "command_result", command_id = commandId, ok = true, output = "rebooting" });
-        await device.SendAsync(new { type = "heartbeat", device_id = "ch-cmd" });
-        await device.ExpectAsync("ack");
-
-        var events = (await server.GetJsonAsync($"/api/v1/events?since={cursor}&device_id=ch-cmd")).GetProperty("events");
-        var result = Assert.Single(events.EnumerateArray());
-        Assert.Equal("command.result", result.GetProperty("type").GetString());
-        Assert.Equal(commandId, result.GetProperty("data").GetProperty("command_id").GetString());
-        Assert.True(result.GetProperty("data").GetProperty("ok").GetBoolean());
-        Assert.Equal("rebooting", result.GetProperty("data").GetProperty("output").GetString());
-    }
-
-    [Fact]
     public async Task Command_to_a_device_without_a_channel_is_409_device_not_connected()
     {
         (await server.HeartbeatAsync("ch-http-only")).EnsureSuccessStatusCode();
