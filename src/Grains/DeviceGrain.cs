@@ -13,6 +13,7 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
     private static readonly TimeSpan RateWindow = TimeSpan.FromMinutes(1);
 
     private DateTime _rateWindowStart;
+    private long _disconnectedTicks;
     private int _rateWindowCount;
 
     public DeviceKey Key { get; } = key;
@@ -23,8 +24,12 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
     /// <summary>Open device channels: while any is open the device stays online.</summary>
     public int OpenChannels { get; private set; }
 
-    /// <summary>When the last channel closed, while the disconnect grace runs.</summary>
-    public DateTime? DisconnectedAt { get; private set; }
+    /// <summary>When the last channel closed, while the disconnect grace runs (kept as ticks: 8 bytes, not 16).</summary>
+    public DateTime? DisconnectedAt
+    {
+        get => _disconnectedTicks == 0 ? null : new DateTime(_disconnectedTicks, DateTimeKind.Utc);
+        private set => _disconnectedTicks = value?.Ticks ?? 0;
+    }
 
     public HeartbeatResult Heartbeat(HeartbeatInput input, DateTime now, DevicePolicy policy, List<DeviceEvent> outbox, out GrainChange change)
     {
@@ -51,9 +56,9 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
 
         var updated = previous with
         {
-            DeviceName = input.DeviceName ?? previous.DeviceName,
-            Platform = input.Platform ?? previous.Platform,
-            AppVersion = input.AppVersion ?? previous.AppVersion,
+            DeviceName = input.DeviceName is { } name && name != previous.DeviceName ? name : previous.DeviceName,
+            Platform = SharedValues.Text(input.Platform, previous.Platform),
+            AppVersion = SharedValues.Text(input.AppVersion, previous.AppVersion),
             Metrics = input.Metrics?.WithKeysOf(previous.Metrics) ?? previous.Metrics,
             Containers = SameContainers(input.Containers, previous.Containers) ? previous.Containers : input.Containers!,
             LastSeenAt = now,
@@ -193,8 +198,8 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
         TenantId = Key.TenantId,
         DeviceId = Key.DeviceId,
         DeviceName = input.DeviceName ?? Key.DeviceId,
-        Platform = input.Platform,
-        AppVersion = input.AppVersion,
+        Platform = SharedValues.Text(input.Platform),
+        AppVersion = SharedValues.Text(input.AppVersion),
         Status = DeviceStatus.Online,
         FirstSeenAt = now,
         LastSeenAt = now,
@@ -202,7 +207,7 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
         SessionId = policy.NewSessionId(),
         SessionStartedAt = now,
         SessionHeartbeats = 1,
-        Metrics = input.Metrics ?? MetricSet.Empty,
+        Metrics = input.Metrics?.WithKeysOf(null) ?? MetricSet.Empty,
         Containers = input.Containers ?? [],
         Version = 1,
         Sequence = 2,

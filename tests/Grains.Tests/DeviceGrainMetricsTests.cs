@@ -42,7 +42,8 @@ public sealed class DeviceGrainMetricsTests
 
         driver.Heartbeat();
 
-        Assert.Same(metrics, driver.State.Metrics);
+        Assert.Same(metrics.Keys, driver.State.Metrics.Keys);
+        Assert.Same(metrics.Values, driver.State.Metrics.Values);
         Assert.Same(containers, driver.State.Containers);
         Assert.Equal(2, driver.State.Version);
     }
@@ -76,10 +77,21 @@ public sealed class DeviceGrainMetricsTests
 
         Assert.Same(previous.Keys, shared.Keys);
         Assert.Same(same.Values, shared.Values);
-        Assert.Same(reordered, reordered.WithKeysOf(previous));
-        Assert.Same(fewer, fewer.WithKeysOf(previous));
-        Assert.Same(same, same.WithKeysOf(null));
-        Assert.Same(shared, shared.WithKeysOf(previous));
+        Assert.NotSame(previous.Keys, reordered.WithKeysOf(previous).Keys);
+        Assert.Equal(new[] { "b", "a" }, reordered.WithKeysOf(previous).Keys);
+        Assert.Same(reordered.Values, reordered.WithKeysOf(previous).Values);
+        Assert.Equal(new[] { "a" }, fewer.WithKeysOf(previous).Keys);
+        Assert.Same(shared.Keys, shared.WithKeysOf(previous).Keys);
+    }
+
+    [Fact]
+    public void Equal_key_sets_of_different_devices_share_one_array()
+    {
+        var first = new MetricSet(["shared_a", "shared_b"], [1, 2]).WithKeysOf(null);
+        var second = new MetricSet([new string("shared_a"), "shared_b"], [3, 4]).WithKeysOf(null);
+
+        Assert.Same(first.Keys, second.Keys);
+        Assert.Equal(new[] { 3.0, 4.0 }, second.Values);
     }
 
     [Fact]

@@ -95,7 +95,7 @@ public static class EventStreamEndpoint
                     await SendSnapshotAsync(cursor, stop.Token);
                 }
 
-                await PumpAsync(cursor, stop.Token);
+                await PumpAsync(cursor, live: since is null, stop.Token);
 
                 // The pump sent a close frame: let the client read what is still buffered and answer the close,
                 // rather than aborting the connection under it.
@@ -116,9 +116,12 @@ public static class EventStreamEndpoint
             }
         }
 
-        private async Task PumpAsync(EventCursor cursor, CancellationToken cancellationToken)
+        /// <summary>
+        /// Sends every event after <paramref name="cursor"/>. A subscriber that started from a snapshot is live at once;
+        /// one resuming from <c>since</c> becomes live when it first reaches the head.
+        /// </summary>
+        private async Task PumpAsync(EventCursor cursor, bool live, CancellationToken cancellationToken)
         {
-            var live = cursor == _log.Head;
             while (true)
             {
                 while (_control.Reader.TryRead(out var control))
