@@ -84,7 +84,6 @@ public sealed class LoadEngine
     public async Task<LoadReport> RunAsync(CancellationToken cancellationToken)
     {
         using var process = Process.GetCurrentProcess();
-        var cpuBefore = process.TotalProcessorTime;
         _started = Stopwatch.GetTimestamp();
         if (_options.IsTimed)
         {
@@ -108,28 +107,69 @@ public sealed class LoadEngine
                 : Task.Run(() => RunHttpClientAsync(worker, http, bound.Token), CancellationToken.None);
         }
 
-        // Client CPU is counted from the end of the warm-up (JIT and connection set-up excluded) when there is one.
-        var measuredCpu = (Cpu: cpuBefore, Completed: 0L, At: _started);
+        // CPU (client, and server when its pid is known) is counted over the measured window: after the warm-up
+        // (JIT, connection set-up) and, for a timed run, up to its end.
         var all = Task.WhenAll(loops);
-        if (_options.IsTimed && _options.WarmupSeconds > 0
-            && await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(_options.WarmupSeconds), CancellationToken.None)) != all)
+        var from = Snapshot(process);
+        if (_options.IsTimed && _options.WarmupSeconds > 0 && !await EndsBeforeAsync(all, _measureFrom))
         {
-            process.Refresh();
-            measuredCpu = (process.TotalProcessorTime, Completed, Stopwatch.GetTimestamp());
+            from = Snapshot(process);
+        }
+
+        CpuSnapshot? to = null;
+        if (_options.IsTimed && !await EndsBeforeAsync(all, _measureTo))
+        {
+            to = Snapshot(process);
         }
 
         await all;
         var finished = Stopwatch.GetTimestamp();
-        process.Refresh();
-        var cpu = (process.TotalProcessorTime - measuredCpu.Cpu).TotalSeconds;
-        return Report(finished, cpu, measuredCpu.Completed, measuredCpu.At);
+        return Report(finished, from, to ?? Snapshot(process));
     }
 
-    private LoadReport Report(long finished, double cpuSeconds, long completedBeforeCpu, long cpuFrom)
+    private readonly record struct CpuSnapshot(TimeSpan Client, TimeSpan? Server, long Completed, long At);
+
+    private CpuSnapshot Snapshot(Process self)
+    {
+        self.Refresh();
+        return new CpuSnapshot(self.TotalProcessorTime, ServerCpu(), Completed, Stopwatch.GetTimestamp());
+    }
+
+    private TimeSpan? ServerCpu()
+    {
+        if (_options.ServerPid is not { } pid)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var server = Process.GetProcessById(pid);
+            return server.TotalProcessorTime;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>True when <paramref name="run"/> ends before the Stopwatch time <paramref name="at"/>; else waits until then.</summary>
+    private static async Task<bool> EndsBeforeAsync(Task run, long at)
+    {
+        var wait = at - Stopwatch.GetTimestamp();
+        if (wait <= 0)
+        {
+            return run.IsCompleted;
+        }
+
+        return await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(wait / (double)Stopwatch.Frequency), CancellationToken.None)) == run;
+    }
+
+    private LoadReport Report(long finished, CpuSnapshot from, CpuSnapshot to)
     {
         var histogram = new LatencyHistogram();
         var status = new long[600];
-        long errors = 0, completed = 0, all = 0, firstStart = long.MaxValue, lastEnd = 0;
+        long errors = 0, completed = 0, firstStart = long.MaxValue, lastEnd = 0;
         foreach (var worker in _workers)
         {
             histogram.Add(worker.Histogram);
@@ -140,7 +180,6 @@ public sealed class LoadEngine
 
             errors += worker.Errors;
             completed += worker.Completed;
-            all += worker.AllCompleted;
             firstStart = Math.Min(firstStart, worker.FirstStart);
             lastEnd = Math.Max(lastEnd, worker.LastEnd);
         }
@@ -149,7 +188,10 @@ public sealed class LoadEngine
             ? Math.Min(finished, _measureTo) - _measureFrom
             : lastEnd - Math.Min(firstStart, lastEnd);
         var seconds = Math.Max(window, 1) / (double)Stopwatch.Frequency;
-        var wall = (finished - cpuFrom) / (double)Stopwatch.Frequency;
+        var cpuWall = Math.Max(to.At - from.At, 1) / (double)Stopwatch.Frequency;
+        var cpuRequests = Math.Max(to.Completed - from.Completed, 1);
+        var clientCpu = (to.Client - from.Client).TotalSeconds;
+        var serverCpu = to.Server is { } end && from.Server is { } begin ? (end - begin).TotalSeconds : (double?)null;
         var counts = new Dictionary<string, long>();
         for (var s = 0; s < status.Length; s++)
         {
@@ -179,9 +221,11 @@ public sealed class LoadEngine
                 Math.Round(histogram.MaxNanos / 1e6, 3)),
             Status = counts,
             Errors = errors,
-            ClientCpuSeconds = Math.Round(cpuSeconds, 3),
-            ClientCpuPercent = Math.Round(cpuSeconds / Math.Max(wall, 1e-9) * 100, 1),
-            ClientCpuMicrosPerRequest = Math.Round(cpuSeconds * 1e6 / Math.Max(all - completedBeforeCpu, 1), 2),
+            ClientCpuSeconds = Math.Round(clientCpu, 3),
+            ClientCpuPercent = Math.Round(clientCpu / cpuWall * 100, 1),
+            ClientCpuMicrosPerRequest = Math.Round(clientCpu * 1e6 / cpuRequests, 2),
+            ServerCpuPercent = serverCpu is { } server ? Math.Round(server / cpuWall * 100, 1) : null,
+            ServerCpuMicrosPerRequest = serverCpu is { } cost ? Math.Round(cost * 1e6 / cpuRequests, 2) : null,
         };
     }
 

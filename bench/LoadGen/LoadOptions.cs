@@ -48,6 +48,9 @@ public sealed record LoadOptions
     /// <summary>A hard bound on the whole run, whatever else is asked.</summary>
     public double MaxSeconds { get; init; } = 900;
 
+    /// <summary>The server's process id on this machine: its CPU over the measured window is reported too.</summary>
+    public int? ServerPid { get; init; }
+
     /// <summary>Keep every request's timestamps (for in-process callers that match them with events).</summary>
     public bool KeepSamples { get; init; }
 
@@ -67,6 +70,7 @@ public sealed record LoadOptions
           --pipeline K         requests in flight per connection (default 1 = no pipelining)
           --client raw|http    raw sockets (default) or SocketsHttpHandler
           --max-seconds S      hard bound on the run (default 900)
+          --server-pid PID     also report the server's CPU over the measured window (same machine)
         Prints a human summary line, then one JSON line.
         """;
 
@@ -91,6 +95,7 @@ public sealed record LoadOptions
                 "pipeline" => options with { Pipeline = (int)Positive(name, value) },
                 "client" => options with { Client = Enum.Parse<ClientKind>(value, ignoreCase: true) },
                 "max-seconds" => options with { MaxSeconds = Number(name, value) },
+                "server-pid" => options with { ServerPid = (int)Positive(name, value) },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
         }

@@ -37,6 +37,12 @@ public sealed record LoadReport
     /// <summary>Client CPU per completed request (after the warm-up if any), microseconds: the figure used to choose a client.</summary>
     public required double ClientCpuMicrosPerRequest { get; init; }
 
+    /// <summary>The server's CPU over the same window as a percentage of one core (when its pid was given).</summary>
+    public double? ServerCpuPercent { get; init; }
+
+    /// <summary>The server's CPU per request over the same window, microseconds: its cost per heartbeat, less sensitive to a busy machine than req/s.</summary>
+    public double? ServerCpuMicrosPerRequest { get; init; }
+
     [JsonIgnore]
     public long Ok => Status.TryGetValue("200", out var ok) ? ok : 0;
 
@@ -50,7 +56,10 @@ public sealed record LoadReport
         return string.Create(CultureInfo.InvariantCulture,
             $"{Client} x{Connections}{(Pipeline > 1 ? $" pipeline {Pipeline}" : "")}: {Rps:N0} req/s over {Seconds:F1} s | "
             + $"p50 {LatencyMs.P50:F2} ms  p99 {LatencyMs.P99:F2} ms  max {LatencyMs.Max:F1} ms | {statuses} errors={Errors} | "
-            + $"client CPU {ClientCpuPercent:F0}% of a core ({ClientCpuMicrosPerRequest:F1} us/req)");
+            + $"client CPU {ClientCpuPercent:F0}% of a core ({ClientCpuMicrosPerRequest:F1} us/req)")
+            + (ServerCpuMicrosPerRequest is { } server
+                ? string.Create(CultureInfo.InvariantCulture, $" | server CPU {ServerCpuPercent:F0}% ({server:F1} us/req)")
+                : "");
     }
 }
 

@@ -28,6 +28,48 @@ internal static class ProcStats
         }
     }
 
+    /// <summary>
+    /// CPU seconds per thread name (<c>/proc/PID/task/*/stat</c>, e.g. ".NET TP Worker", ".NET Sockets", ".NET BGC"):
+    /// the difference of two samples shows which kind of thread a phase kept busy. Assumes 100 clock ticks a second.
+    /// </summary>
+    public static Dictionary<string, double> CpuByThreadName(int pid)
+    {
+        var byName = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(task, "stat"));
+            }
+            catch (IOException)
+            {
+                continue; // the thread ended
+            }
+
+            var open = stat.IndexOf('(', StringComparison.Ordinal);
+            var close = stat.LastIndexOf(')');
+            var name = stat[(open + 1)..close];
+            var fields = stat[(close + 2)..].Split(' ');
+            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            byName[name] = byName.GetValueOrDefault(name) + (ticks / 100.0);
+        }
+
+        return byName;
+    }
+
+    /// <summary>The CPU seconds each thread name used between two <see cref="CpuByThreadName"/> samples, busiest first.</summary>
+    public static JsonObject CpuDelta(Dictionary<string, double> before, Dictionary<string, double> after)
+    {
+        var delta = new JsonObject();
+        foreach (var (name, seconds) in after.Select(a => (a.Key, a.Value - before.GetValueOrDefault(a.Key))).Where(d => d.Item2 > 0.005).OrderByDescending(d => d.Item2))
+        {
+            delta[name] = Math.Round(seconds, 2);
+        }
+
+        return delta;
+    }
+
     /// <summary>1-minute load average: how busy the shared machine was around a measurement.</summary>
     public static double LoadAverage()
     {

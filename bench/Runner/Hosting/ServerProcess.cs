@@ -38,6 +38,9 @@ internal sealed class ServerProcess : IAsyncDisposable
         var url = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
         var start = new ProcessStartInfo("dotnet")
         {
+            // The content root is the working directory: run where the build put appsettings.json, as a deployment
+            // would, or the gateway runs with default Information logging of every request.
+            WorkingDirectory = Path.GetDirectoryName(dll),
             UseShellExecute = false,
             RedirectStandardOutput = true,
             RedirectStandardError = true,

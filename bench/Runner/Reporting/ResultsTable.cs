@@ -38,15 +38,15 @@ internal static class ResultsTable
             foreach (var row in throughput["by_connections"]!.AsArray())
             {
                 Row(text, throughput, Invariant($"heartbeat req/s, {row!["connections"]} conns"),
-                    Invariant($"gateway {N(row["gateway_rps"])} (p99 {row["gateway_p99_ms"]} ms)"),
-                    Invariant($"bare {N(row["bare_rps"])} (p99 {row["bare_p99_ms"]} ms) / ratio {row["ratio"]}"),
+                    Invariant($"gateway {N(row["gateway_rps"])} (p99 {row["gateway_p99_ms"]} ms, {row["gateway_cpu_us_per_request"]} us CPU/req)"),
+                    Invariant($"bare {N(row["bare_rps"])} (p99 {row["bare_p99_ms"]} ms, {row["bare_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}, CPU ratio {row["cpu_ratio"]}"),
                     ">= 0.9", Verdict((double)row["ratio"]! >= 0.9));
             }
 
             if (throughput["headline"] is { } headline)
             {
                 Row(text, throughput, Invariant($"headline: baseline's best count ({headline["connections"]} conns)"),
-                    Invariant($"ratio {headline["ratio"]}"), Invariant($"best ratio {headline["best_ratio"]} at {headline["best_ratio_connections"]} conns"),
+                    Invariant($"ratio {headline["ratio"]} (CPU ratio {headline["cpu_ratio"]})"), Invariant($"best ratio {headline["best_ratio"]} at {headline["best_ratio_connections"]} conns"),
                     ">= 0.9", Verdict((bool)headline["pass"]!));
             }
         }

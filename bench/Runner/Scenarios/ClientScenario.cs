@@ -35,6 +35,7 @@ internal static class ClientScenario
                 "--connections", connections.ToString(CultureInfo.InvariantCulture),
                 "--duration", duration.ToString(CultureInfo.InvariantCulture),
                 "--warmup", warmup.ToString(CultureInfo.InvariantCulture),
+                "--server-pid", server.Pid.ToString(CultureInfo.InvariantCulture),
             ], TimeSpan.FromSeconds(duration + warmup + 60), context.CancellationToken);
             runs[client] = Figures.Load(report);
         }

@@ -63,6 +63,8 @@ internal static class Figures
         ["errors"] = report.Errors,
         ["client_cpu_percent"] = report.ClientCpuPercent,
         ["client_cpu_us_per_request"] = report.ClientCpuMicrosPerRequest,
+        ["server_cpu_percent"] = report.ServerCpuPercent,
+        ["server_cpu_us_per_request"] = report.ServerCpuMicrosPerRequest,
     };
 
     public static double Round(double value, int digits = 3) => Math.Round(value, digits);

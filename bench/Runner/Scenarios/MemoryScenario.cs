@@ -41,10 +41,10 @@ internal static class MemoryScenario
         Console.WriteLine($"  memory: idle RSS {Mb(idle.Rss)} MB (settled: {idle.Settled})");
 
         Console.WriteLine($"  memory: registering {devices:N0} devices");
-        var register = await LoadGenProcess.RunAsync(context.Paths, Round(url, devices, connections), TimeSpan.FromMinutes(30), context.CancellationToken);
+        var register = await LoadGenProcess.RunAsync(context.Paths, Round(url, devices, connections, server.Pid), TimeSpan.FromMinutes(30), context.CancellationToken);
         var afterRegister = server.RssBytes;
         Console.WriteLine($"  memory: second heartbeat for each device (RSS now {Mb(afterRegister)} MB)");
-        var second = await LoadGenProcess.RunAsync(context.Paths, Round(url, devices, connections), TimeSpan.FromMinutes(30), context.CancellationToken);
+        var second = await LoadGenProcess.RunAsync(context.Paths, Round(url, devices, connections, server.Pid), TimeSpan.FromMinutes(30), context.CancellationToken);
         var afterSecond = server.RssBytes;
         var loaded = await SettleAsync(server, settleBound, context.CancellationToken);
         var stats = await api.StatsAsync(context.CancellationToken);
@@ -70,8 +70,9 @@ internal static class MemoryScenario
         return result;
     }
 
-    private static string[] Round(string url, int devices, int connections) =>
+    private static string[] Round(string url, int devices, int connections, int serverPid) =>
     [
+        "--server-pid", serverPid.ToString(CultureInfo.InvariantCulture),
         "--url", url,
         "--connections", connections.ToString(CultureInfo.InvariantCulture),
         "--requests", devices.ToString(CultureInfo.InvariantCulture),

@@ -65,7 +65,7 @@ internal static class StormScenario
         var registration = await LoadGenProcess.RunAsync(context.Paths,
         [
             "--url", server.Url.ToString(), "--connections", Text(connections), "--requests", Text(devices), "--devices", Text(devices),
-            "--ids", "sequential", "--id-prefix", "sim-", "--max-seconds", "1800",
+            "--ids", "sequential", "--id-prefix", "sim-", "--max-seconds", "1800", "--server-pid", Text(server.Pid),
         ], TimeSpan.FromMinutes(31), ct);
         var registeredAt = DateTime.UtcNow;
         result["registration"] = Figures.Load(registration);
@@ -128,6 +128,7 @@ internal static class StormScenario
         var lastProgress = Stopwatch.GetTimestamp();
         var cpuBefore = server.Cpu;
         var readerCpuBefore = ProcStats.Cpu(Environment.ProcessId);
+        var threadsBefore = ProcStats.CpuByThreadName(server.Pid);
         while (offline.Count < devices && Stopwatch.GetTimestamp() < bound)
         {
             if (offline.Count != lastCount)
@@ -145,6 +146,7 @@ internal static class StormScenario
 
         var stormCpu = (server.Cpu - cpuBefore).TotalSeconds;
         var readerCpu = (ProcStats.Cpu(Environment.ProcessId) - readerCpuBefore).TotalSeconds;
+        var serverThreads = ProcStats.CpuDelta(threadsBefore, ProcStats.CpuByThreadName(server.Pid));
         await Task.Delay(1000, ct);
         probe.Stop();
         var probeReport = await probing;
@@ -178,6 +180,8 @@ internal static class StormScenario
         result["probe_during_storm"] = during;
         result["probe_errors"] = probeReport.Errors;
         result["server_cpu_percent_during_storm"] = Figures.Round(stormCpu / Math.Max(Figures.Seconds(stormFrom, stormTo), 0.001) * 100, 1);
+        result["server_cpu_s_by_thread_during_storm"] = serverThreads;
+        result["probe_timeline"] = Timeline(samples, stormFrom, stormTo);
         result["runner_cpu_percent_during_storm"] = Figures.Round(readerCpu / Math.Max(Figures.Seconds(stormFrom, stormTo), 0.001) * 100, 1);
         result["server_rss_mb"] = Figures.Round(server.RssBytes / 1048576.0, 1);
         result["stats_after_storm"] = after;
@@ -188,6 +192,32 @@ internal static class StormScenario
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  storm: {offline.Count:N0}/{devices:N0} offline events, first->last {window:F2} s, thaw->last {fromThaw:F2} s, probe p99 {p99:F1} ms ({during["count"]} requests)"));
         return result;
+    }
+
+    /// <summary>Probe requests per quarter second from the thaw to a second after the last event: how many, and the slowest.</summary>
+    private static JsonArray Timeline(List<RequestSample> samples, long from, long to)
+    {
+        var quarter = Stopwatch.Frequency / 4;
+        var buckets = (int)Math.Min(400, ((to - from) / quarter) + 5);
+        var counts = new long[buckets];
+        var slowest = new long[buckets];
+        foreach (var sample in samples)
+        {
+            var bucket = (sample.StartTimestamp - from) / quarter;
+            if (bucket >= 0 && bucket < buckets)
+            {
+                counts[bucket]++;
+                slowest[bucket] = Math.Max(slowest[bucket], sample.EndTimestamp - sample.StartTimestamp);
+            }
+        }
+
+        var timeline = new JsonArray();
+        for (var i = 0; i < buckets; i++)
+        {
+            timeline.Add(new JsonObject { ["t_s"] = i / 4.0, ["requests"] = counts[i], ["max_ms"] = Figures.Ms(slowest[i]) });
+        }
+
+        return timeline;
     }
 
     /// <summary>Seconds from <paramref name="from"/> until 50/90/99/100% of the events had been received.</summary>
