@@ -259,6 +259,10 @@ public sealed class LoadEngine
                 {
                     if (await WaitIfPausedAsync(schedule, cancellationToken))
                     {
+                        // A long pause outlasts the server's keep-alive timeout: start again on a fresh connection,
+                        // as a device would, rather than count the closed one as an error.
+                        connection.Dispose();
+                        connection = null;
                         continue;
                     }
 

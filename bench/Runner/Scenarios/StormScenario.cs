@@ -25,7 +25,7 @@ internal static class StormScenario
     public static async Task<JsonObject> RunAsync(ScenarioContext context)
     {
         var devices = context.Int("devices", 100_000, 1_000_000);
-        var timeout = context.Number("timeout", 45, 300);
+        var timeout = context.Number("timeout", 45, 180);
         var connections = context.Int("connections", 64, 64);
         var probeDevices = context.Int("probe-devices", 200, 200);
         var probeRate = context.Number("probe-rate", 400, 400);
@@ -35,8 +35,6 @@ internal static class StormScenario
         {
             $"--Presence:Heartbeat:TimeoutSeconds={Text(timeout)}",
             "--Presence:RateLimit:HeartbeatsPerMinute=1000000",
-            // The probes' connections sit idle while the gateway is frozen; Kestrel must not close them on thaw.
-            "--Kestrel:Limits:KeepAliveTimeout=01:00:00",
         };
         if (!defaultEventLimits)
         {
