@@ -2,13 +2,13 @@
 # Builds the gateway and the benchmark tools once (Release), runs the benchmark scenarios one after the other on
 # 127.0.0.1, and prints a results table. Every process it starts is stopped when it ends, however it ends.
 #
-#   bench/run.sh                 quick mode: 100k devices, 5 s throughput runs (about 6-8 minutes on 2 cores)
-#   bench/run.sh --full          the budgets' sizes: 1M devices, 15 s runs x 2 rounds (about 30-40 minutes)
+#   bench/run.sh                 quick mode: 100k devices, 5 s throughput runs (about 7 minutes on 2 cores)
+#   bench/run.sh --full          the budgets' sizes: 1M devices, 15 s runs x 2 rounds (about 20-30 minutes)
 #   bench/run.sh --only "throughput delivery" --no-build
-#   bench/run.sh --full --only storm -- --timeout 300     (arguments after -- go to every scenario)
+#   bench/run.sh --full --only storm -- --timeout 240     (arguments after -- go to every scenario)
 set -euo pipefail
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODE=quick

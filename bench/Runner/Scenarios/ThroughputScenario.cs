@@ -18,7 +18,7 @@ internal static class ThroughputScenario
     {
         var counts = context.IntList("connections", "16,64,128", "16,64,128");
         var duration = context.Number("duration", 5, 15);
-        var warmup = context.Number("warmup", 4, 8);
+        var warmup = context.Number("warmup", 8, 10);
         var devices = context.Int("devices", 10_000, 10_000);
         var rounds = context.Int("rounds", 1, 2);
         var pipeline = context.Int("pipeline", 1, 1);
@@ -118,6 +118,7 @@ internal static class ThroughputScenario
     {
         var load = ProcStats.LoadAverage();
         await using var server = await ServerProcess.StartAsync(name, dll, serverArgs, context.LogDir, context.CancellationToken);
+        var threadsBefore = ProcStats.CpuByThreadName(server.Pid);
         var report = await LoadGenProcess.RunAsync(context.Paths,
         [
             "--url", server.Url.ToString(),
@@ -131,6 +132,9 @@ internal static class ThroughputScenario
         ], TimeSpan.FromSeconds(duration + warmup + 60), context.CancellationToken);
         var figures = Figures.Load(report);
         figures["server"] = name;
+
+        // Whole run, warm-up included: shows how much went to JIT (".NET Tiered Com") and GC (".NET BGC").
+        figures["server_cpu_s_by_thread"] = ProcStats.CpuDelta(threadsBefore, ProcStats.CpuByThreadName(server.Pid));
         figures["server_rss_mb"] = Figures.Round(server.RssBytes / 1048576.0, 1);
         figures["load_average_1m_before"] = load;
         return figures;
@@ -139,7 +143,8 @@ internal static class ThroughputScenario
     private static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToArray();
-        return sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        var median = sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        return Figures.Round(median);
     }
 
     private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
