@@ -1,0 +1,3 @@
+using Presence.Runner;
+
+return await BenchCommand.RunAsync(args);

@@ -1,0 +1,96 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Presence.Runner.Reporting;
+
+/// <summary>Turns the scenario result files of one run into a Markdown table (printed by bench/run.sh, pasted into docs/benchmarks.md).</summary>
+internal static class ResultsTable
+{
+    public static string Render(string outDir)
+    {
+        var results = Directory.GetFiles(outDir, "*.json")
+            .Select(f => JsonNode.Parse(File.ReadAllText(f)) as JsonObject)
+            .OfType<JsonObject>()
+            .ToDictionary(r => (string)r["scenario"]!, StringComparer.Ordinal);
+        var text = new StringBuilder();
+        if (results.Values.FirstOrDefault() is { } any)
+        {
+            var machine = any["machine"]!;
+            text.AppendLine(Invariant($"Run {Path.GetFileName(outDir)} ({any["mode"]} mode): {machine["cpu_model"]}, {machine["cores"]} cores, {machine["memory_gib"]} GiB, {machine["os"]}, {machine["dotnet"]}"));
+            text.AppendLine();
+        }
+
+        text.AppendLine("| Scenario | Measure | Result | Baseline / ratio | Goal | Verdict | Load avg (start/end) |");
+        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
+        if (results.TryGetValue("client", out var client))
+        {
+            var raw = client["runs"]!["raw"]!;
+            var http = client["runs"]!["http"]!;
+            Row(text, client, Invariant($"load generator client, {client["parameters"]!["connections"]} conns (bare Kestrel)"),
+                Invariant($"raw {N(raw["rps"])} req/s at {raw["client_cpu_us_per_request"]} us CPU/req"),
+                Invariant($"http {N(http["rps"])} req/s at {http["client_cpu_us_per_request"]} us CPU/req"),
+                "least client CPU", Invariant($"chose {client["chosen"]}"));
+        }
+
+        if (results.TryGetValue("throughput", out var throughput))
+        {
+            foreach (var row in throughput["by_connections"]!.AsArray())
+            {
+                Row(text, throughput, Invariant($"heartbeat req/s, {row!["connections"]} conns"),
+                    Invariant($"gateway {N(row["gateway_rps"])} (p99 {row["gateway_p99_ms"]} ms, {row["gateway_cpu_us_per_request"]} us CPU/req)"),
+                    Invariant($"bare {N(row["bare_rps"])} (p99 {row["bare_p99_ms"]} ms, {row["bare_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}, CPU ratio {row["cpu_ratio"]}"),
+                    ">= 0.9", Verdict((double)row["ratio"]! >= 0.9));
+            }
+
+            if (throughput["headline"] is { } headline)
+            {
+                Row(text, throughput, Invariant($"headline: baseline's best count ({headline["connections"]} conns)"),
+                    Invariant($"ratio {headline["ratio"]} (CPU ratio {headline["cpu_ratio"]})"), Invariant($"best ratio {headline["best_ratio"]} at {headline["best_ratio_connections"]} conns"),
+                    ">= 0.9", Verdict((bool)headline["pass"]!));
+            }
+        }
+
+        if (results.TryGetValue("memory", out var memory))
+        {
+            Row(text, memory, Invariant($"bytes per device, {N(memory["parameters"]!["devices"])} devices"),
+                Invariant($"{memory["bytes_per_device"]} B (RSS {memory["idle_rss_mb"]} -> {memory["loaded_rss_mb"]} MB, peak {memory["peak_rss_mb"]} MB)"),
+                Invariant($"registration {N(memory["registration"]!["rps"])} req/s, 2nd round {N(memory["second_round"]!["rps"])} req/s"),
+                "<= 512 B", Verdict((bool)memory["pass"]!));
+        }
+
+        if (results.TryGetValue("storm", out var storm))
+        {
+            var during = storm["probe_during_storm"]!;
+            var before = storm["probe_before_storm"]!;
+            Row(text, storm, Invariant($"offline storm, {N(storm["parameters"]!["devices"])} devices"),
+                Invariant($"{N(storm["offline_events"])} events; first->last {storm["first_to_last_s"]} s; thaw->last {storm["thaw_to_last_s"]?.ToString() ?? "n/a"} s"),
+                Invariant($"{N(storm["events_per_s"])} events/s; reader resumes {storm["reader"]!["resumes_after_4008"]}"),
+                "all within 10 s", Verdict((long)storm["offline_missing"]! == 0 && (double)(storm["thaw_to_last_s"] ?? storm["first_to_last_s"])! <= 10));
+            Row(text, storm, Invariant($"heartbeat latency during storm ({storm["parameters"]!["probe_rate"]} req/s)"),
+                Invariant($"p50 {during["p50_ms"]} / p99 {during["p99_ms"]} / max {during["max_ms"]} ms ({during["count"]} req)"),
+                Invariant($"before storm p99 {before["p99_ms"]} ms"),
+                "p99 < 50 ms", Verdict((double)during["p99_ms"]! < 50 && (long)during["count"]! > 0));
+        }
+
+        if (results.TryGetValue("delivery", out var delivery))
+        {
+            var latency = delivery["delivery"]!;
+            Row(text, delivery, Invariant($"heartbeat -> /ws/events, {delivery["parameters"]!["new_devices_per_s"]} new devices/s + {delivery["parameters"]!["background_heartbeats_per_s"]} hb/s"),
+                Invariant($"p50 {latency["p50_ms"]} / p99 {latency["p99_ms"]} / max {latency["max_ms"]} ms ({latency["count"]} events, {delivery["events_missing"]} missing)"),
+                Invariant($"heartbeat p99 {delivery["heartbeats"]!["p99_ms"]} ms"),
+                "p99 <= 100 ms", Verdict((bool)delivery["pass"]!));
+        }
+
+        return text.ToString();
+    }
+
+    private static void Row(StringBuilder text, JsonObject result, string measure, string value, string baseline, string goal, string verdict) =>
+        text.AppendLine(Invariant($"| {result["scenario"]} | {measure} | {value} | {baseline} | {goal} | {verdict} | {result["machine"]!["load_average_1m"]} / {result["load_average_1m_at_end"]} |"));
+
+    private static string Verdict(bool pass) => pass ? "met" : "NOT met";
+
+    private static string N(JsonNode? value) => value is null ? "n/a" : ((double)value).ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

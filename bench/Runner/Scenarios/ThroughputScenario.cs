@@ -1,0 +1,151 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Presence.Runner.Hosting;
+
+namespace Presence.Runner.Scenarios;
+
+/// <summary>
+/// Heartbeat throughput of the embedded gateway against bare Kestrel parsing the same JSON into a dictionary: for each
+/// connection count, each server in a fresh process gets the same load generator run (same connections, duration,
+/// warm-up, bodies). Rounds alternate which server goes first, so drift on the shared machine hits both alike.
+/// Budget: gateway &gt;= 90% of the baseline.
+/// </summary>
+internal static class ThroughputScenario
+{
+    public const double Goal = 0.9;
+
+    public static async Task<JsonObject> RunAsync(ScenarioContext context)
+    {
+        var counts = context.IntList("connections", "16,64,128", "16,64,128");
+        var duration = context.Number("duration", 5, 15);
+        var warmup = context.Number("warmup", 8, 10);
+        var devices = context.Int("devices", 10_000, 10_000);
+        var rounds = context.Int("rounds", 1, 2);
+        var pipeline = context.Int("pipeline", 1, 1);
+        var result = context.NewResult("throughput", new JsonObject
+        {
+            ["connections"] = string.Join(',', counts),
+            ["duration_s"] = duration,
+            ["warmup_s"] = warmup,
+            ["devices"] = devices,
+            ["rounds"] = rounds,
+            ["pipeline"] = pipeline,
+            ["client"] = "raw",
+            ["gateway_args"] = string.Join(' ', GatewayArgs),
+        });
+
+        var rows = new JsonArray();
+        JsonObject? headline = null;
+        JsonObject? bestRatio = null;
+        foreach (var connections in counts)
+        {
+            var bare = new List<JsonObject>();
+            var gateway = new List<JsonObject>();
+            for (var round = 0; round < rounds; round++)
+            {
+                Console.WriteLine($"  throughput: {connections} connections, round {round + 1}/{rounds}");
+                var gatewayFirst = round % 2 == 1;
+                if (gatewayFirst)
+                {
+                    gateway.Add(await MeasureAsync(context, "gateway", context.Paths.Gateway, GatewayArgs, connections, duration, warmup, devices, pipeline));
+                }
+
+                bare.Add(await MeasureAsync(context, "bare-kestrel", context.Paths.BareKestrel, [], connections, duration, warmup, devices, pipeline));
+                if (!gatewayFirst)
+                {
+                    gateway.Add(await MeasureAsync(context, "gateway", context.Paths.Gateway, GatewayArgs, connections, duration, warmup, devices, pipeline));
+                }
+            }
+
+            var bareRps = Median(bare.Select(r => (double)r["rps"]!));
+            var gatewayRps = Median(gateway.Select(r => (double)r["rps"]!));
+            var row = new JsonObject
+            {
+                ["connections"] = connections,
+                ["bare_rps"] = bareRps,
+                ["gateway_rps"] = gatewayRps,
+                ["ratio"] = Figures.Round(gatewayRps / Math.Max(bareRps, 1)),
+                ["bare_cpu_us_per_request"] = Median(bare.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
+                ["gateway_cpu_us_per_request"] = Median(gateway.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
+                ["bare_p99_ms"] = Median(bare.Select(r => (double)r["p99_ms"]!)),
+                ["gateway_p99_ms"] = Median(gateway.Select(r => (double)r["p99_ms"]!)),
+                ["bare_runs"] = new JsonArray([.. bare]),
+                ["gateway_runs"] = new JsonArray([.. gateway]),
+            };
+            // Server CPU per request is steadier than req/s on a shared machine: bare cost / gateway cost.
+            row["cpu_ratio"] = Figures.Round((double)row["bare_cpu_us_per_request"]! / Math.Max((double)row["gateway_cpu_us_per_request"]!, 0.001));
+            rows.Add(row);
+            if (headline is null || bareRps > (double)headline["bare_rps"]!)
+            {
+                headline = row;
+            }
+
+            if (bestRatio is null || (double)row["ratio"]! > (double)bestRatio["ratio"]!)
+            {
+                bestRatio = row;
+            }
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  => {connections} connections: bare {bareRps:N0} req/s, gateway {gatewayRps:N0} req/s, ratio {(double)row["ratio"]!:F3}"));
+        }
+
+        result["by_connections"] = rows;
+        if (headline is not null && bestRatio is not null)
+        {
+            // The fair comparison: both servers at the connection count where the baseline peaks.
+            result["headline"] = new JsonObject
+            {
+                ["connections"] = (int)headline["connections"]!,
+                ["bare_rps"] = (double)headline["bare_rps"]!,
+                ["gateway_rps"] = (double)headline["gateway_rps"]!,
+                ["ratio"] = (double)headline["ratio"]!,
+                ["goal"] = Goal,
+                ["pass"] = (double)headline["ratio"]! >= Goal,
+                ["best_ratio"] = (double)bestRatio["ratio"]!,
+                ["best_ratio_connections"] = (int)bestRatio["connections"]!,
+                ["cpu_ratio"] = (double)headline["cpu_ratio"]!,
+            };
+        }
+
+        return result;
+    }
+
+    private static readonly string[] GatewayArgs = ["--Presence:RateLimit:HeartbeatsPerMinute=1000000"];
+
+    private static async Task<JsonObject> MeasureAsync(
+        ScenarioContext context, string name, string dll, IReadOnlyList<string> serverArgs,
+        int connections, double duration, double warmup, int devices, int pipeline)
+    {
+        var load = ProcStats.LoadAverage();
+        await using var server = await ServerProcess.StartAsync(name, dll, serverArgs, context.LogDir, context.CancellationToken);
+        var threadsBefore = ProcStats.CpuByThreadName(server.Pid);
+        var report = await LoadGenProcess.RunAsync(context.Paths,
+        [
+            "--url", server.Url.ToString(),
+            "--connections", Text(connections),
+            "--duration", Text(duration),
+            "--warmup", Text(warmup),
+            "--devices", Text(devices),
+            "--pipeline", Text(pipeline),
+            "--client", "raw",
+            "--server-pid", Text(server.Pid),
+        ], TimeSpan.FromSeconds(duration + warmup + 60), context.CancellationToken);
+        var figures = Figures.Load(report);
+        figures["server"] = name;
+
+        // Whole run, warm-up included: shows how much went to JIT (".NET Tiered Com") and GC (".NET BGC").
+        figures["server_cpu_s_by_thread"] = ProcStats.CpuDelta(threadsBefore, ProcStats.CpuByThreadName(server.Pid));
+        figures["server_rss_mb"] = Figures.Round(server.RssBytes / 1048576.0, 1);
+        figures["load_average_1m_before"] = load;
+        return figures;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        var median = sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        return Figures.Round(median);
+    }
+
+    private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
+}
