@@ -1,7 +1,8 @@
 using Presence.Gateway.Hosting;
 using Presence.Runtime.Silo;
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings files are found next to the program wherever it is started from.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddPresenceGateway();
 builder.AddPresenceTelemetry();
 builder.Services.AddEmbeddedSilo();

@@ -54,18 +54,23 @@ public sealed class DeviceEvent
         }
     }
 
+    /// <summary>The event's CloudEvents JSON (a slice of <see cref="ToFrame"/>).</summary>
+    public ReadOnlyMemory<byte> ToJson(long epoch) =>
+        ToFrame(epoch)[PresenceJson.EventFramePrefix.Length..^PresenceJson.EventFrameSuffix.Length];
+
     /// <summary>
-    /// The event's CloudEvents JSON, rendered once and shared by every reader (many portals watch one stream).
+    /// The WebSocket message carrying this event, <c>{"type":"event","event":{...}}</c>: rendered once and shared by
+    /// every reader, since many portals watch one stream.
     /// </summary>
-    public ReadOnlyMemory<byte> ToJson(long epoch)
+    public ReadOnlyMemory<byte> ToFrame(long epoch)
     {
-        var json = Volatile.Read(ref _json);
-        if (json is null)
+        var frame = Volatile.Read(ref _json);
+        if (frame is null)
         {
-            json = PresenceJson.RenderEvent(this, new EventCursor(epoch, Position));
-            Volatile.Write(ref _json, json);
+            frame = PresenceJson.RenderEventFrame(this, new EventCursor(epoch, Position));
+            Volatile.Write(ref _json, frame);
         }
 
-        return json;
+        return frame;
     }
 }

@@ -102,15 +102,25 @@ public static class PresenceJson
         writer.WriteEndObject();
     }
 
+    public static ReadOnlySpan<byte> EventFramePrefix => "{\"type\":\"event\",\"event\":"u8;
+
+    public static ReadOnlySpan<byte> EventFrameSuffix => "}"u8;
+
     /// <summary>The CloudEvents 1.0 structured form of an event, with Presence's extensions.</summary>
-    public static byte[] RenderEvent(DeviceEvent e, EventCursor cursor)
+    public static byte[] RenderEvent(DeviceEvent e, EventCursor cursor) =>
+        RenderEventFrame(e, cursor)[EventFramePrefix.Length..^EventFrameSuffix.Length];
+
+    /// <summary>An event's <c>/ws/events</c> message: the CloudEvents 1.0 structured form, with Presence's extensions, in a frame.</summary>
+    public static byte[] RenderEventFrame(DeviceEvent e, EventCursor cursor)
     {
         var buffer = new ArrayBufferWriter<byte>(384);
+        buffer.Write(EventFramePrefix);
         using (var writer = new Utf8JsonWriter(buffer))
         {
             WriteEvent(writer, e, cursor);
         }
 
+        buffer.Write(EventFrameSuffix);
         return buffer.WrittenSpan.ToArray();
     }
 

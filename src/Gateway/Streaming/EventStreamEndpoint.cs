@@ -159,14 +159,7 @@ public static class EventStreamEndpoint
                 {
                     if (_devices is null || _devices.Contains(e.DeviceId))
                     {
-                        await SendAsync(e.ToJson(_log.Epoch), static (w, json) =>
-                        {
-                            w.WriteStartObject();
-                            w.WriteString("type", "event");
-                            w.WritePropertyName("event");
-                            w.WriteRawValue(json.Span, skipInputValidation: true);
-                            w.WriteEndObject();
-                        }, cancellationToken);
+                        await socket.SendAsync(e.ToFrame(_log.Epoch), WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
                     }
                 }
 

@@ -17,7 +17,9 @@ namespace Presence.Runtime.Silo;
 internal sealed class Partition : IThreadPoolWorkItem
 {
     private const int MaxCallsPerTurn = 256;
-    private const int MaxExpiriesPerTurn = 2_048;
+
+    // Small slices: during a timeout storm heartbeats wait at most one slice, not the whole storm.
+    private const int MaxExpiriesPerTurn = 128;
 
     private readonly ConcurrentQueue<GrainCall> _inbox = new();
     private readonly Dictionary<DeviceKey, Activation> _activations = [];
@@ -26,6 +28,7 @@ internal sealed class Partition : IThreadPoolWorkItem
     private readonly List<TimingWheel<DeviceGrain>.Entry> _due = [];
     private readonly List<GrainCall> _calls = [];
     private readonly List<DeviceKey> _emptied = [];
+    private readonly List<GrainCall> _barriers = [];
     private readonly PartitionCommit _commit = new();
     private readonly SiloContext _silo;
     private int _dueIndex;
@@ -140,18 +143,24 @@ internal sealed class Partition : IThreadPoolWorkItem
                 }
             }
 
-            ExpireDue(now);
-
             // A pending tick ends the batch, so timers are never applied after calls that arrived later.
             while (_calls.Count < MaxCallsPerTurn && Volatile.Read(ref _tickRequested) == 0 && _inbox.TryDequeue(out var call))
             {
                 _calls.Add(call);
                 try
                 {
-                    var grain = call.NeedsGrain ? await ActivateAsync(call.Key).ConfigureAwait(false) : null;
+                    var grain = !call.NeedsGrain ? null
+                        : _activations.TryGetValue(call.Key, out var active) ? active.Grain
+                        : await ActivateAsync(call.Key).ConfigureAwait(false);
 
                     // Read the clock per call: activation may have awaited storage since the turn began.
                     now = _silo.Now();
+                    if (grain is not null)
+                    {
+                        // A deadline that passed is applied before the call, whether or not the wheel got there first.
+                        Track(grain, grain.Expire(now, Policy, Outbox));
+                    }
+
                     call.Invoke(grain!, this, now);
                     if (grain is { State: null, OpenChannels: 0 })
                     {
@@ -169,6 +178,8 @@ internal sealed class Partition : IThreadPoolWorkItem
                     call.Fail(error);
                 }
             }
+
+            ExpireDue(now);
 
             if (!_commit.IsEmpty)
             {
@@ -190,7 +201,20 @@ internal sealed class Partition : IThreadPoolWorkItem
 
             foreach (var call in _calls)
             {
-                call.Reply();
+                if (call is BarrierCall && _dueIndex < _due.Count)
+                {
+                    _barriers.Add(call); // a barrier means "after every timer that fell due before it"
+                }
+                else
+                {
+                    call.Reply();
+                }
+            }
+
+            if (_dueIndex >= _due.Count && _barriers.Count > 0)
+            {
+                _barriers.ForEach(static barrier => barrier.Reply());
+                _barriers.Clear();
             }
         }
         catch (Exception error)
@@ -293,6 +317,11 @@ internal sealed class Partition : IThreadPoolWorkItem
 
     private void ExpireDue(DateTime now)
     {
+        if (_due.Count == 0)
+        {
+            return;
+        }
+
         var end = Math.Min(_due.Count, _dueIndex + MaxExpiriesPerTurn);
         for (; _dueIndex < end; _dueIndex++)
         {
