@@ -166,7 +166,13 @@ public static class EventStreamEndpoint
                 var moved = page.Next != cursor;
                 cursor = page.Next;
                 live |= cursor == _log.Head;
-                if (!moved)
+                if (moved)
+                {
+                    // Sends to a fast reader complete synchronously: without a yield a storm would keep this thread
+                    // from requests for as long as it lasts.
+                    await Task.Yield();
+                }
+                else
                 {
                     await Task.WhenAny(_log.WaitAsync(cursor, cancellationToken), _control.Reader.WaitToReadAsync(cancellationToken).AsTask());
                     cancellationToken.ThrowIfCancellationRequested();

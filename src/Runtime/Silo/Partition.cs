@@ -21,6 +21,9 @@ internal sealed class Partition : IThreadPoolWorkItem
     // Small slices: during a timeout storm heartbeats wait at most one slice, not the whole storm.
     private const int MaxExpiriesPerTurn = 128;
 
+    // Steady state at a million devices is about 15 due entries a partition a tick; more than this is a storm.
+    private const int MaxInlineExpiries = 32;
+
     private readonly ConcurrentQueue<GrainCall> _inbox = new();
     private readonly Dictionary<DeviceKey, Activation> _activations = [];
     private readonly HashSet<DeviceKey> _dirty = [];
@@ -29,6 +32,10 @@ internal sealed class Partition : IThreadPoolWorkItem
     private readonly List<GrainCall> _calls = [];
     private readonly List<DeviceKey> _emptied = [];
     private readonly List<GrainCall> _barriers = [];
+
+    private const int LaneIdle = 0, LaneWaiting = 1, LaneAdmitted = 2;
+    private int _laneState;
+    private bool _admittedThisTurn;
     private readonly PartitionCommit _commit = new();
     private readonly SiloContext _silo;
     private int _dueIndex;
@@ -113,23 +120,54 @@ internal sealed class Partition : IThreadPoolWorkItem
 
     private void AfterTurn()
     {
-        if (HasWork())
+        if (_admittedThisTurn)
+        {
+            _admittedThisTurn = false;
+            Volatile.Write(ref _laneState, LaneIdle);
+            _silo.Expiries.Done();
+        }
+        else if (Volatile.Read(ref _laneState) == LaneAdmitted)
+        {
+            // The lane admitted this partition while a call's turn ran: the next turn is the admitted one.
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            return;
+        }
+
+        if (HasCallsOrTick() || (HasBacklog() && !IsStorm()))
         {
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
             return;
         }
 
         Volatile.Write(ref _scheduled, 0);
-        if (HasWork())
+        if (HasBacklog() && Interlocked.CompareExchange(ref _laneState, LaneWaiting, LaneIdle) == LaneIdle)
+        {
+            _silo.Expiries.Enqueue(this);
+        }
+
+        if (HasCallsOrTick())
         {
             Schedule();
         }
     }
 
-    private bool HasWork() => !_inbox.IsEmpty || Volatile.Read(ref _tickRequested) != 0 || _dueIndex < _due.Count;
+    /// <summary>Called by the <see cref="ExpiryLane"/>: the next turn of this partition works off a slice of its backlog.</summary>
+    public void RunExpirySlice()
+    {
+        Volatile.Write(ref _laneState, LaneAdmitted);
+        Schedule();
+    }
+
+    private bool HasCallsOrTick() => !_inbox.IsEmpty || Volatile.Read(ref _tickRequested) != 0;
+
+    private bool HasBacklog() => _dueIndex < _due.Count;
+
+    /// <summary>More due timers than one slice: worked off through the lane, so a storm cannot flood the thread pool.</summary>
+    private bool IsStorm() => _due.Count - _dueIndex > MaxInlineExpiries;
 
     private async ValueTask RunTurnAsync()
     {
+        _admittedThisTurn = Volatile.Read(ref _laneState) == LaneAdmitted;
         try
         {
             var now = _silo.Now();
@@ -179,7 +217,10 @@ internal sealed class Partition : IThreadPoolWorkItem
                 }
             }
 
-            ExpireDue(now);
+            if (_admittedThisTurn || !IsStorm())
+            {
+                ExpireDue(now);
+            }
 
             if (!_commit.IsEmpty)
             {

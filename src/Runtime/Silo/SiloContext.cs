@@ -24,5 +24,8 @@ internal sealed class SiloContext(
     public SiloMetrics Metrics { get; } = metrics;
     public TenantActivity Activity { get; } = new();
 
+    /// <summary>Two partitions at a time work off timer backlogs, leaving the other threads to requests.</summary>
+    public ExpiryLane Expiries { get; } = new(width: 2);
+
     public DateTime Now() => time.GetUtcNow().UtcDateTime;
 }
