@@ -11,10 +11,11 @@ namespace Presence.Grains.Abstractions;
 public static class PresenceJson
 {
     private const string TimeFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+    private const string SessionIdFormat = "x16";
 
     public static string FormatTime(DateTime utc) => utc.ToString(TimeFormat, CultureInfo.InvariantCulture);
 
-    public static string FormatSessionId(long sessionId) => sessionId.ToString("x16", CultureInfo.InvariantCulture);
+    public static string FormatSessionId(long sessionId) => sessionId.ToString(SessionIdFormat, CultureInfo.InvariantCulture);
 
     /// <summary>Durations in responses are whole seconds; a fractional timeout is rounded up.</summary>
     public static long WholeSeconds(TimeSpan duration) => Math.Max(1, (long)Math.Ceiling(duration.TotalSeconds));
@@ -35,7 +36,7 @@ public static class PresenceJson
         }
 
         Span<char> buffer = stackalloc char[16];
-        sessionId.TryFormat(buffer, out _, "x16", CultureInfo.InvariantCulture);
+        sessionId.TryFormat(buffer, out _, SessionIdFormat, CultureInfo.InvariantCulture);
         writer.WriteString(name, buffer);
     }
 

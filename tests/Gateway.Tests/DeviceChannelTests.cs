@@ -17,7 +17,7 @@ public sealed class DeviceChannelTests(PresenceServer server) : IClassFixture<Pr
         var ack = await device.ExpectAsync("ack");
 
         Assert.Equal(30, ack.GetProperty("poll_interval_s").GetInt32());
-        Assert.Equal(server.Time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture), ack.GetProperty("server_time").GetString());
+        Assert.Equal(Grains.Abstractions.PresenceJson.FormatTime(server.Time.GetUtcNow().UtcDateTime), ack.GetProperty("server_time").GetString());
         var state = await server.GetJsonAsync("/api/v1/devices/ch-ack");
         Assert.Equal("online", state.GetProperty("status").GetString());
         Assert.Equal(7.0, state.GetProperty("metrics").GetProperty("cpu_pct").GetDouble());

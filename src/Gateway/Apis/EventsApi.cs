@@ -13,28 +13,26 @@ public static class EventsApi
         return app;
     }
 
-    /// <summary>Parses <c>since</c>: absent means the current end; a cursor this log never issued is 400, an old one 410.</summary>
-    public static ApiError? Since(HttpRequest request, IEventLog log, out EventCursor cursor, out bool given)
+    /// <summary>
+    /// Parses <c>since</c> (null when absent: start at the current end). A cursor this log never issued is 400; an
+    /// expired one is left to the reader (410 here, <c>reset</c> on the WebSocket).
+    /// </summary>
+    public static ApiError? Since(HttpRequest request, IEventLog log, out EventCursor? since)
     {
-        cursor = log.Head;
-        var error = QueryArgs.Optional(request, "since", out var since);
-        given = since is not null;
-        if (error is not null || since is null)
+        since = null;
+        var error = QueryArgs.Optional(request, "since", out var text);
+        if (error is not null || text is null)
         {
             return error;
         }
 
-        if (!EventCursor.TryParse(since, out cursor))
+        if (!EventCursor.TryParse(text, out var cursor) || log.Validate(cursor) == CursorState.Unknown)
         {
             return ApiError.Query("since", DeviceRules.Problems.Invalid);
         }
 
-        return log.Validate(cursor) switch
-        {
-            CursorState.Expired => ApiError.Expired(),
-            CursorState.Unknown => ApiError.Query("since", DeviceRules.Problems.Invalid),
-            _ => null,
-        };
+        since = cursor;
+        return null;
     }
 
     private static IResult ReadAsync(HttpContext context, ApiContext api)
@@ -42,14 +40,14 @@ public static class EventsApi
         var log = api.Store.Events;
         var limitError = QueryArgs.Limit(context.Request, 500, 1000, out var limit);
         var deviceError = QueryArgs.OptionalDeviceId(context.Request, "device_id", out var deviceId);
-        var sinceError = Since(context.Request, log, out var since, out _);
+        var sinceError = Since(context.Request, log, out var since);
         var error = limitError ?? deviceError ?? sinceError;
         if (error is not null)
         {
             return new ApiErrorResult(error);
         }
 
-        var page = log.Read(api.TenantOf(context), since, limit, deviceId);
+        var page = log.Read(api.TenantOf(context), since ?? log.Head, limit, deviceId);
         if (page.State == CursorState.Expired)
         {
             return new ApiErrorResult(ApiError.Expired());

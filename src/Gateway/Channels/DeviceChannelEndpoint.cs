@@ -204,13 +204,3 @@ public static class DeviceChannelEndpoint
         }
     }
 }
-
-/// <summary>WebSocket settings shared by both sockets: dead peers are detected by ping/pong.</summary>
-internal static class SocketOptions
-{
-    public static readonly WebSocketAcceptContext Accept = new()
-    {
-        KeepAliveInterval = TimeSpan.FromSeconds(15),
-        KeepAliveTimeout = TimeSpan.FromSeconds(30),
-    };
-}

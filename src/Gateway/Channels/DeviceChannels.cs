@@ -68,8 +68,6 @@ public sealed class DeviceChannels
     private readonly ConcurrentDictionary<DeviceKey, DeviceChannel> _open = new();
     private TaskCompletionSource _changed = NewSignal();
 
-    public int Count => _open.Count;
-
     public bool IsOpen(DeviceKey key) => _open.ContainsKey(key);
 
     /// <summary>Completes at the next registration or removal, so a caller can await a channel's phase instead of polling.</summary>

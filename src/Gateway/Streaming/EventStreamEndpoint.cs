@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Presence.Gateway.Apis;
-using Presence.Gateway.Channels;
 using Presence.Gateway.Errors;
 using Presence.Grains.Abstractions;
 using Presence.Runtime.Options;
@@ -41,19 +40,17 @@ public static class EventStreamEndpoint
         }
 
         var log = api.Store.Events;
-        var sinceError = EventsApi.Since(context.Request, log, out var since, out var given);
-        var expired = sinceError?.Code == ApiError.CursorExpired;
-        if (sinceError is not null && !expired)
+        if (EventsApi.Since(context.Request, log, out var since) is { } sinceError)
         {
             return new ApiErrorResult(sinceError);
         }
 
-        var resume = given && !expired;
+        var expired = since is { } cursor && log.Validate(cursor) == CursorState.Expired;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(SocketOptions.Accept);
         var stream = new EventStream(socket, api.TenantOf(context), api, grains, options.Value.MaxSubscriberLag);
         using (lifetime.ApplicationStopping.Register(stream.ServerStopping))
         {
-            await stream.RunAsync(resume ? since : null, expired, context.RequestAborted);
+            await stream.RunAsync(expired ? null : since, expired, context.RequestAborted);
         }
 
         return Results.Empty;

@@ -129,3 +129,13 @@ public sealed class MessageRateLimit(TimeProvider time)
         return true;
     }
 }
+
+/// <summary>WebSocket settings shared by both sockets: dead peers are detected by ping/pong.</summary>
+internal static class SocketOptions
+{
+    public static readonly WebSocketAcceptContext Accept = new()
+    {
+        KeepAliveInterval = TimeSpan.FromSeconds(15),
+        KeepAliveTimeout = TimeSpan.FromSeconds(30),
+    };
+}

@@ -145,7 +145,10 @@ public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
     {
         foreach (var partition in _partitions)
         {
-            partition.RequestTick();
+            if (partition.NeedsTicks)
+            {
+                partition.RequestTick();
+            }
         }
     }
 
