@@ -14,6 +14,7 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
 
     private DateTime _rateWindowStart;
     private long _disconnectedTicks;
+    private long _graceUntilTicks;
     private int _rateWindowCount;
 
     public DeviceKey Key { get; } = key;
@@ -114,6 +115,19 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
         }
     }
 
+    /// <summary>
+    /// The grain was loaded by a process that has just taken its device over (a restart, or another silo's
+    /// partition): silence before <paramref name="takenOverAt"/> may be the outage's, not the device's, so the device
+    /// has one whole timeout from then before it is declared offline.
+    /// </summary>
+    public void GrantRecoveryGrace(DateTime takenOverAt, DevicePolicy policy)
+    {
+        if (State is { Status: DeviceStatus.Online } device)
+        {
+            _graceUntilTicks = (takenOverAt + policy.TimeoutOf(device)).Ticks;
+        }
+    }
+
     /// <summary>When <see cref="Expire"/> would next change something; null when nothing is pending.</summary>
     public DateTime? Deadline(DevicePolicy policy)
     {
@@ -122,7 +136,13 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
             return null;
         }
 
-        return DisconnectedAt is { } closed ? closed + policy.DisconnectGrace : device.LastSeenAt + policy.TimeoutOf(device);
+        if (DisconnectedAt is { } closed)
+        {
+            return closed + policy.DisconnectGrace;
+        }
+
+        var silence = device.LastSeenAt + policy.TimeoutOf(device);
+        return silence.Ticks >= _graceUntilTicks ? silence : new DateTime(_graceUntilTicks, DateTimeKind.Utc);
     }
 
     /// <summary>Turns silence (or a closed channel past its grace) into <c>offline</c>, if the deadline has passed.</summary>

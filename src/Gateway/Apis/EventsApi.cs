@@ -17,37 +17,36 @@ public static class EventsApi
     /// Parses <c>since</c> (null when absent: start at the current end). A cursor this log never issued is 400; an
     /// expired one is left to the reader (410 here, <c>reset</c> on the WebSocket).
     /// </summary>
-    public static ApiError? Since(HttpRequest request, IEventLog log, out EventCursor? since)
+    public static async ValueTask<(ApiError? Error, EventCursor? Since, CursorState State)> SinceAsync(
+        HttpRequest request, IEventLog log, CancellationToken cancellationToken)
     {
-        since = null;
         var error = QueryArgs.Optional(request, "since", out var text);
         if (error is not null || text is null)
         {
-            return error;
+            return (error, null, CursorState.Valid);
         }
 
-        if (!EventCursor.TryParse(text, out var cursor) || log.Validate(cursor) == CursorState.Unknown)
-        {
-            return ApiError.Query("since", DeviceRules.Problems.Invalid);
-        }
-
-        since = cursor;
-        return null;
+        var state = EventCursor.TryParse(text, out var cursor) ? await log.ValidateAsync(cursor, cancellationToken) : CursorState.Unknown;
+        return state == CursorState.Unknown
+            ? (ApiError.Query("since", DeviceRules.Problems.Invalid), null, state)
+            : (null, cursor, state);
     }
 
-    private static IResult ReadAsync(HttpContext context, ApiContext api)
+    private static async Task<IResult> ReadAsync(HttpContext context, ApiContext api)
     {
         var log = api.Store.Events;
         var limitError = QueryArgs.Limit(context.Request, 500, 1000, out var limit);
         var deviceError = QueryArgs.OptionalDeviceId(context.Request, "device_id", out var deviceId);
-        var sinceError = Since(context.Request, log, out var since);
+        var (sinceError, since, _) = (limitError ?? deviceError) is null
+            ? await SinceAsync(context.Request, log, context.RequestAborted)
+            : default;
         var error = limitError ?? deviceError ?? sinceError;
         if (error is not null)
         {
             return new ApiErrorResult(error);
         }
 
-        var page = log.Read(api.TenantOf(context), since ?? log.Head, limit, deviceId);
+        var page = await log.ReadAsync(api.TenantOf(context), since ?? log.Head, limit, deviceId, context.RequestAborted);
         if (page.State == CursorState.Expired)
         {
             return new ApiErrorResult(ApiError.Expired());

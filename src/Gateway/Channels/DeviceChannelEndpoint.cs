@@ -4,6 +4,7 @@ using Presence.Gateway.Apis;
 using Presence.Gateway.Errors;
 using Presence.Gateway.Streaming;
 using Presence.Grains.Abstractions;
+using Presence.Runtime.Storage;
 
 namespace Presence.Gateway.Channels;
 
@@ -89,20 +90,38 @@ public static class DeviceChannelEndpoint
                 if (_bound is { } key)
                 {
                     // The grain first, so that once the channel is gone from the registry its grace has started.
-                    await grains.ChannelClosedAsync(key, CancellationToken.None);
+                    try
+                    {
+                        await grains.ChannelClosedAsync(key, CancellationToken.None);
+                    }
+                    catch (UnavailableException)
+                    {
+                        // The partition was taken over: its new owner times the device out.
+                    }
+
                     channels.Unregister(key, channel);
                 }
             }
         }
 
-        private async ValueTask<ApiError?> HandleAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken) =>
-            SocketMessages.FrameType(frame.Span) switch
+        private async ValueTask<ApiError?> HandleAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+        {
+            try
             {
-                "heartbeat" => await HeartbeatAsync(frame, cancellationToken),
-                "command_result" => await CommandResultAsync(frame, cancellationToken),
-                null => ApiError.Body("type", DeviceRules.Problems.Missing),
-                _ => ApiError.Body("type", DeviceRules.Problems.Invalid),
-            };
+                return SocketMessages.FrameType(frame.Span) switch
+                {
+                    "heartbeat" => await HeartbeatAsync(frame, cancellationToken),
+                    "command_result" => await CommandResultAsync(frame, cancellationToken),
+                    null => ApiError.Body("type", DeviceRules.Problems.Missing),
+                    _ => ApiError.Body("type", DeviceRules.Problems.Invalid),
+                };
+            }
+            catch (UnavailableException e)
+            {
+                // As over HTTP: the frame was not applied durably; the device retries it.
+                return ApiError.ServiceUnavailable(e.Message, (long)Math.Ceiling(e.RetryAfter.TotalSeconds));
+            }
+        }
 
         private async ValueTask<ApiError?> HeartbeatAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Presence.Runtime.Storage;
 
 namespace Presence.Gateway.Errors;
 
@@ -24,6 +25,13 @@ internal sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<A
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             return; // the client went away; nobody is left to answer
+        }
+        catch (UnavailableException e) when (!context.Response.HasStarted)
+        {
+            // Storage down or a partition taken over: expected during outages, retried by the client.
+            context.Response.Clear();
+            await ApiErrorResult.WriteAsync(context.Response, ApiError.ServiceUnavailable(e.Message, (long)Math.Ceiling(e.RetryAfter.TotalSeconds)));
+            return;
         }
         catch (Exception e)
         {

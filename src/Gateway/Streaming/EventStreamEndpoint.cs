@@ -40,12 +40,13 @@ public static class EventStreamEndpoint
         }
 
         var log = api.Store.Events;
-        if (EventsApi.Since(context.Request, log, out var since) is { } sinceError)
+        var (sinceError, since, state) = await EventsApi.SinceAsync(context.Request, log, context.RequestAborted);
+        if (sinceError is not null)
         {
             return new ApiErrorResult(sinceError);
         }
 
-        var expired = since is { } cursor && log.Validate(cursor) == CursorState.Expired;
+        var expired = state == CursorState.Expired;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(SocketOptions.Accept);
         var stream = new EventStream(socket, api.TenantOf(context), api, grains, options.Value.MaxSubscriberLag);
         using (lifetime.ApplicationStopping.Register(stream.ServerStopping))
@@ -145,7 +146,7 @@ public static class EventStreamEndpoint
                     return;
                 }
 
-                var page = _log.Read(tenant, cursor, PageSize);
+                var page = await _log.ReadAsync(tenant, cursor, PageSize, cancellationToken: cancellationToken);
                 if (page.State != CursorState.Valid)
                 {
                     await socket.CloseOutputAsync(SocketMessages.SlowConsumer, "fell behind retention: resume from your last cursor", cancellationToken);

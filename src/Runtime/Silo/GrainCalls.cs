@@ -16,6 +16,9 @@ internal abstract class GrainCall(DeviceKey key)
 
     public abstract void Invoke(DeviceGrain grain, Partition partition, DateTime now);
 
+    /// <summary>Whether invoking may change the grain durably (refused up front while storage is down).</summary>
+    public virtual bool NeedsDurableWrite(DeviceGrain grain, DevicePolicy policy) => false;
+
     public abstract void Reply();
 
     public abstract void Fail(Exception error);
@@ -36,6 +39,9 @@ internal abstract class GrainCall<TResult>(DeviceKey key) : GrainCall(key)
 
 internal sealed class HeartbeatCall(DeviceKey key, HeartbeatInput input) : GrainCall<HeartbeatResult>(key)
 {
+    /// <summary>A registration, or coming back online.</summary>
+    public override bool NeedsDurableWrite(DeviceGrain grain, DevicePolicy policy) => grain.State is not { Status: DeviceStatus.Online };
+
     public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
     {
         Result = grain.Heartbeat(input, now, partition.Policy, partition.Outbox, out var change);
@@ -54,6 +60,8 @@ internal sealed class GetCall(DeviceKey key) : GrainCall<DeviceRecord?>(key)
 
 internal sealed class RemoveCall(DeviceKey key) : GrainCall<bool>(key)
 {
+    public override bool NeedsDurableWrite(DeviceGrain grain, DevicePolicy policy) => grain.State is not null;
+
     public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
     {
         var change = grain.Remove(now, partition.Outbox);
@@ -75,12 +83,14 @@ internal sealed class ChannelCall(DeviceKey key, bool opened) : GrainCall<bool>(
             grain.ChannelClosed(now);
         }
 
-                Result = grain.State is not null;
+        Result = grain.State is not null;
     }
 }
 
 internal sealed class CommandResultCall(DeviceKey key, CommandResult result) : GrainCall<bool>(key)
 {
+    public override bool NeedsDurableWrite(DeviceGrain grain, DevicePolicy policy) => grain.State is not null;
+
     public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
     {
         var change = grain.CommandResult(result, now, partition.Outbox);
@@ -148,6 +158,18 @@ internal sealed class FlushCall() : GrainCall<bool>(default)
     public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
     {
         partition.FlushDirty();
+        Result = true;
+    }
+}
+
+/// <summary>Activates devices storage holds as online, after a restart or take-over (see <see cref="Partition.Recover"/>).</summary>
+internal sealed class RecoverCall(IReadOnlyList<DeviceRecord> devices) : GrainCall<bool>(default)
+{
+    public override bool NeedsGrain => false;
+
+    public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
+    {
+        partition.Recover(devices, now);
         Result = true;
     }
 }

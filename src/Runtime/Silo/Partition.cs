@@ -24,6 +24,9 @@ internal sealed class Partition : IThreadPoolWorkItem
     // Steady state at a million devices is about 15 due entries a partition a tick; more than this is a storm.
     private const int MaxInlineExpiries = 32;
 
+    // While storage is down, a device past its deadline is looked at again this often (it cannot go offline durably).
+    private static readonly TimeSpan OutageRecheck = TimeSpan.FromSeconds(1);
+
     private readonly ConcurrentQueue<GrainCall> _inbox = new();
     private readonly Dictionary<DeviceKey, Activation> _activations = [];
     private readonly HashSet<DeviceKey> _dirty = [];
@@ -44,6 +47,8 @@ internal sealed class Partition : IThreadPoolWorkItem
     private int _tickRequested;
     private DateTime _nextFlush;
     private int _activationCount;
+    private DateTime _claimedAt;
+    private PartitionFencedException? _fenced;
 
     // Activations keep times as ints relative to these (16 bytes an activation instead of 24).
     private readonly DateTime _origin;
@@ -60,6 +65,19 @@ internal sealed class Partition : IThreadPoolWorkItem
     }
 
     public int Id { get; }
+
+    /// <summary>The lease epoch every write of this partition carries.</summary>
+    public long Epoch => _commit.Epoch;
+
+    /// <summary>Set when another process took this partition over: nothing more is written or served.</summary>
+    public bool IsFenced => Volatile.Read(ref _fenced) is not null;
+
+    /// <summary>This silo now owns the partition at <paramref name="epoch"/>; devices loaded from now on get the recovery grace.</summary>
+    public void Claimed(long epoch, DateTime at)
+    {
+        _commit.Epoch = epoch;
+        _claimedAt = at;
+    }
 
     public DevicePolicy Policy => _silo.Policy;
 
@@ -194,12 +212,23 @@ internal sealed class Partition : IThreadPoolWorkItem
                 _calls.Add(call);
                 try
                 {
+                    if (_fenced is not null)
+                    {
+                        throw _fenced;
+                    }
+
                     var grain = !call.NeedsGrain ? null
                         : _activations.TryGetValue(call.Key, out var active) ? active.Grain
                         : await ActivateAsync(call.Key).ConfigureAwait(false);
 
                     // Read the clock per call: activation may have awaited storage since the turn began.
                     now = _silo.Now();
+                    if (grain is not null && !Store.IsAvailable && (call.NeedsDurableWrite(grain, Policy) || grain.Deadline(Policy) <= now))
+                    {
+                        // Refused before anything is applied: a 503 means nothing happened.
+                        throw new StorageUnavailableException("storage is unavailable; this change must be durable before it is acknowledged");
+                    }
+
                     if (grain is not null)
                     {
                         // A deadline that passed is applied before the call, whether or not the wheel got there first.
@@ -229,15 +258,7 @@ internal sealed class Partition : IThreadPoolWorkItem
                 ExpireDue(now);
             }
 
-            if (!_commit.IsEmpty)
-            {
-                using var activity = SiloMetrics.Activities.StartActivity("presence.partition.commit");
-                activity?.SetTag("presence.partition", Id);
-                activity?.SetTag("presence.events", _commit.Events.Count);
-                activity?.SetTag("presence.devices", _commit.Upserts.Count);
-                await _silo.Store.CommitAsync(_commit).ConfigureAwait(false);
-                _silo.Metrics.Committed(_commit);
-            }
+            var failed = _commit.IsEmpty ? null : await CommitAsync().ConfigureAwait(false);
 
             foreach (var key in _emptied)
             {
@@ -249,7 +270,11 @@ internal sealed class Partition : IThreadPoolWorkItem
 
             foreach (var call in _calls)
             {
-                if (call is BarrierCall && _dueIndex < _due.Count)
+                if (failed is { } failure && failure.Keys.Contains(call.Key))
+                {
+                    call.Fail(failure.Error);
+                }
+                else if (call is BarrierCall && _dueIndex < _due.Count)
                 {
                     _barriers.Add(call); // a barrier means "after every timer that fell due before it"
                 }
@@ -279,6 +304,38 @@ internal sealed class Partition : IThreadPoolWorkItem
             _commit.Clear();
             _emptied.Clear();
             Volatile.Write(ref _quiet, _wheel.Count == 0 && _dirty.Count == 0 && _dueIndex >= _due.Count);
+        }
+    }
+
+    /// <summary>
+    /// Writes the turn's commit. When storage fails, the store keeps the commit and writes it once storage returns:
+    /// the grains keep their new state, and the calls that produced it are answered 503 (their outcome is not yet
+    /// durable). When another process has taken the partition over, it stops serving.
+    /// </summary>
+    private async ValueTask<(HashSet<DeviceKey> Keys, Exception Error)?> CommitAsync()
+    {
+        using var activity = SiloMetrics.Activities.StartActivity("presence.partition.commit");
+        activity?.SetTag("presence.partition", Id);
+        activity?.SetTag("presence.events", _commit.Events.Count);
+        activity?.SetTag("presence.devices", _commit.Upserts.Count);
+        try
+        {
+            await _silo.Store.CommitAsync(_commit).ConfigureAwait(false);
+            _silo.Metrics.Committed(_commit);
+            return null;
+        }
+        catch (UnavailableException error)
+        {
+            if (error is PartitionFencedException fenced)
+            {
+                Volatile.Write(ref _fenced, fenced);
+                _silo.Log.PartitionFenced(Id, Epoch);
+            }
+
+            var keys = new HashSet<DeviceKey>(_commit.Upserts.Select(device => device.Key));
+            keys.UnionWith(_commit.Removals);
+            keys.UnionWith(_commit.Events.Select(e => e.Key));
+            return (keys, error);
         }
     }
 
@@ -335,10 +392,31 @@ internal sealed class Partition : IThreadPoolWorkItem
         }
 
         var state = await _silo.Store.ReadDeviceAsync(key).ConfigureAwait(false);
+        return Activate(key, state);
+    }
+
+    private DeviceGrain Activate(DeviceKey key, DeviceRecord? state)
+    {
         var grain = new DeviceGrain(key, state);
+        grain.GrantRecoveryGrace(_claimedAt, Policy);
         _activations[key] = new Activation(grain);
         Interlocked.Increment(ref _activationCount);
         return grain;
+    }
+
+    /// <summary>
+    /// Activates devices that storage holds as online (after a restart or take-over), so their timeouts run; each
+    /// gets the recovery grace. Devices a call has already activated are left as they are.
+    /// </summary>
+    internal void Recover(IReadOnlyList<DeviceRecord> devices, DateTime now)
+    {
+        foreach (var device in devices)
+        {
+            if (!_activations.ContainsKey(device.Key))
+            {
+                Touch(Activate(device.Key, device), now);
+            }
+        }
     }
 
     private void Deactivate(DeviceKey key)
@@ -383,6 +461,13 @@ internal sealed class Partition : IThreadPoolWorkItem
 
             activation.WheelTick = 0;
             var grain = activation.Grain;
+            if (!Store.IsAvailable && grain.Deadline(Policy) <= now)
+            {
+                // Going offline must be durable: look again later.
+                activation.WheelTick = (int)(_wheel.Schedule(grain, now + OutageRecheck) - _tickOrigin);
+                continue;
+            }
+
             var change = grain.Expire(now, Policy, Outbox);
             if (change.Kind != ChangeKind.None)
             {
@@ -418,13 +503,21 @@ internal sealed class Partition : IThreadPoolWorkItem
 
     internal void FlushDirty()
     {
+        if (_dirty.Count == 0 || _fenced is not null)
+        {
+            return;
+        }
+
+        var states = new List<DeviceRecord>(_dirty.Count);
         foreach (var key in _dirty)
         {
             if (_activations.TryGetValue(key, out var activation) && activation.Grain.State is { } state)
             {
-                _commit.Upserts.Add(state);
+                states.Add(state);
             }
         }
+
+        _silo.Store.WriteBehind(Id, Epoch, states);
 
         // A burst (a fleet registering at once) must not leave every partition holding set capacity for all of it.
         var burst = _dirty.Count > 1024;

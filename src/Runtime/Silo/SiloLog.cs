@@ -17,4 +17,15 @@ internal static partial class SiloLog
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "Device {Tenant}/{DeviceIdPrefix} went offline")]
     public static partial void DeviceExpired(this ILogger logger, string tenant, string deviceIdPrefix);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Critical,
+        Message = "Partition {Partition} was taken over by another process (epoch {Epoch} is stale): it no longer writes or serves; restart this process if that was not intended")]
+    public static partial void PartitionFenced(this ILogger logger, int partition, long epoch);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information,
+        Message = "Recovery: {Devices} devices were online in storage; each has one timeout from {ClaimedAt:o} before it is declared offline ({Seconds:0.0} s to load)")]
+    public static partial void Recovered(this ILogger logger, long devices, DateTime claimedAt, double seconds);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Recovery of online devices failed; devices are loaded as calls arrive instead")]
+    public static partial void RecoveryFailed(this ILogger logger, Exception error);
 }

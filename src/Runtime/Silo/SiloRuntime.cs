@@ -22,6 +22,8 @@ public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
     private readonly ILogger<SiloRuntime> _log;
     private readonly SiloMetrics _metrics;
     private ITimer? _ticker;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _recovery = Task.CompletedTask;
 
     public SiloRuntime(
         IPresenceStore store,
@@ -77,7 +79,10 @@ public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
     public IPresenceStore Store { get; }
 
     /// <summary>True while the silo runs, owns its partitions and its storage answers.</summary>
-    public bool IsReady => _ticker is not null && Store.IsAvailable;
+    public bool IsReady => _ticker is not null && Store.IsAvailable && !_partitions.Any(p => p.IsFenced);
+
+    /// <summary>Completes when the devices storage held as online at start-up are loaded and their timeouts run.</summary>
+    public Task Recovery => _recovery;
 
     /// <summary>Activated device grains across all partitions.</summary>
     public long Activations
@@ -120,25 +125,89 @@ public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
     /// <summary>Completes when every call and timer tick requested before it has been applied and committed.</summary>
     public Task QuiesceAsync() => Task.WhenAll(_partitions.Select(p => p.BarrierAsync()));
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Claims every partition (fencing off any earlier owner), starts the timers, then recovers online devices in the background.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
+        var epochs = await Store.ClaimPartitionsAsync(SiloId, _partitions.Length, cancellationToken).ConfigureAwait(false);
+        var claimedAt = _context.Now();
+        foreach (var partition in _partitions)
+        {
+            partition.Claimed(epochs[partition.Id], claimedAt);
+        }
+
         _ticker = _time.CreateTimer(static state => ((SiloRuntime)state!).Tick(), this, _context.TimerTick, _context.TimerTick);
         _log.SiloStarted(SiloId, _partitions.Length, StorageName, _context.TimerTick.TotalMilliseconds);
-        return Task.CompletedTask;
+        _recovery = RecoverAsync(claimedAt, _stopping.Token);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _log.SiloStopping(SiloId, _partitions.Length);
+        await _stopping.CancelAsync().ConfigureAwait(false);
         _ticker?.Dispose();
         _ticker = null;
         await Task.WhenAll(_partitions.Select(p => p.FlushAsync())).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Store.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public void Dispose()
     {
         _ticker?.Dispose();
+        _stopping.Dispose();
         _metrics.Dispose();
+    }
+
+    /// <summary>Loads every device storage holds as online into its partition, in batches, so its timeout runs.</summary>
+    private async Task RecoverAsync(DateTime claimedAt, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        const int Batch = 256;
+        var started = _time.GetTimestamp();
+        var pending = new List<DeviceRecord>?[_partitions.Length];
+        var calls = new List<Task>();
+        long count = 0;
+        try
+        {
+            var all = Enumerable.Range(0, _partitions.Length).ToHashSet();
+            await foreach (var device in Store.ReadOnlineDevicesAsync(_partitions.Length, all, cancellationToken).ConfigureAwait(false))
+            {
+                count++;
+                var id = PartitionHash.Of(device.Key, _partitions.Length);
+                var batch = pending[id] ??= new List<DeviceRecord>(Batch);
+                batch.Add(device);
+                if (batch.Count == Batch)
+                {
+                    calls.Add(Recover(id, batch));
+                    pending[id] = null;
+                }
+            }
+
+            for (var id = 0; id < pending.Length; id++)
+            {
+                if (pending[id] is { } batch)
+                {
+                    calls.Add(Recover(id, batch));
+                }
+            }
+
+            await Task.WhenAll(calls).ConfigureAwait(false);
+            _log.Recovered(count, claimedAt, _time.GetElapsedTime(started).TotalSeconds);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+        catch (Exception error)
+        {
+            _log.RecoveryFailed(error);
+        }
+    }
+
+    private Task Recover(int partition, List<DeviceRecord> devices)
+    {
+        var call = new RecoverCall(devices);
+        _partitions[partition].Post(call);
+        return call.Completion;
     }
 
     private void Tick()

@@ -11,7 +11,10 @@ public interface IEventLog
     /// <summary>Identifies this log's lifetime; cursors of another epoch are expired.</summary>
     long Epoch { get; }
 
-    /// <summary>The cursor of the last appended event (the "current end").</summary>
+    /// <summary>
+    /// The cursor of the last event known to be appended (the "current end"). A durable log shared by several
+    /// processes may learn of other writers' events a moment late; every event up to it is readable.
+    /// </summary>
     EventCursor Head { get; }
 
     /// <summary>
@@ -19,10 +22,10 @@ public interface IEventLog
     /// (optionally only of one device). The page's cursor is where the next read continues; it may move past
     /// other tenants' events even when the page is empty.
     /// </summary>
-    EventPage Read(string tenantId, EventCursor after, int limit, string? deviceId = null);
+    ValueTask<EventPage> ReadAsync(string tenantId, EventCursor after, int limit, string? deviceId = null, CancellationToken cancellationToken = default);
 
     /// <summary>Whether a read could continue from <paramref name="cursor"/>.</summary>
-    CursorState Validate(EventCursor cursor);
+    ValueTask<CursorState> ValidateAsync(EventCursor cursor, CancellationToken cancellationToken = default);
 
     /// <summary>Completes when an event after <paramref name="after"/> exists (the doorbell).</summary>
     Task WaitAsync(EventCursor after, CancellationToken cancellationToken);

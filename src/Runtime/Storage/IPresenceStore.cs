@@ -4,19 +4,44 @@ namespace Presence.Runtime.Storage;
 
 /// <summary>
 /// Durable state of the silo: devices, presence sessions and the event log. Partitions write through
-/// <see cref="CommitAsync"/> only; everything else reads. A provider must make a commit atomic: its device
-/// changes, ended sessions and events become visible together, events in the order given.
+/// <see cref="CommitAsync"/> (durable changes, awaited) and <see cref="WriteBehind"/> (last-seen and metrics,
+/// batched); everything else reads. A provider must make a commit atomic: its device changes, ended sessions and
+/// events become visible together, events in the order given. Every write carries its partition's epoch, and a
+/// provider with fencing rejects a stale one with <see cref="PartitionFencedException"/>.
 /// </summary>
 public interface IPresenceStore
 {
     IEventLog Events { get; }
 
-    /// <summary>True while the store answers; false during an outage.</summary>
+    /// <summary>True while the store answers; false during an outage (durable changes are then refused).</summary>
     bool IsAvailable { get; }
+
+    /// <summary>
+    /// Takes ownership of every partition for <paramref name="siloId"/> (embedded mode) and returns each partition's
+    /// new epoch, which fences off any earlier owner's writes.
+    /// </summary>
+    ValueTask<long[]> ClaimPartitionsAsync(string siloId, int partitions, CancellationToken cancellationToken = default);
 
     ValueTask<DeviceRecord?> ReadDeviceAsync(DeviceKey key, CancellationToken cancellationToken = default);
 
+    /// <summary>Devices stored as online whose partition (of <paramref name="partitionCount"/>) is in <paramref name="partitions"/>: what a new owner must watch.</summary>
+    IAsyncEnumerable<DeviceRecord> ReadOnlineDevicesAsync(int partitionCount, IReadOnlySet<int> partitions, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Makes one turn's durable changes durable. When it throws <see cref="StorageUnavailableException"/> the store
+    /// keeps the commit and writes it, exactly once, when storage answers again: the caller cannot know whether it
+    /// is durable yet, only that it will be. <see cref="PartitionFencedException"/> means it never will.
+    /// </summary>
     ValueTask CommitAsync(PartitionCommit commit, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Hands over the latest state of devices whose changes need not be durable at once (last-seen, metrics); the
+    /// store writes them in batches, retrying through outages. A device's newer state replaces an older one.
+    /// </summary>
+    void WriteBehind(int partition, long epoch, IReadOnlyList<DeviceRecord> devices);
+
+    /// <summary>Completes when everything handed to <see cref="WriteBehind"/> and every kept commit is written.</summary>
+    Task FlushAsync(CancellationToken cancellationToken = default);
 
     /// <summary>Ended sessions of a device, newest first.</summary>
     ValueTask<IReadOnlyList<SessionRecord>> ReadEndedSessionsAsync(DeviceKey key, int limit, CancellationToken cancellationToken = default);

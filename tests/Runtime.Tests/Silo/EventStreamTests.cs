@@ -50,7 +50,7 @@ public sealed class EventStreamTests
             var rest = new List<DeviceEvent>();
             while (cursor.Position < log.Head.Position)
             {
-                var page = log.Read("default", cursor, 50);
+                var page = await log.ReadAsync("default", cursor, 50);
                 Assert.Equal(CursorState.Valid, page.State);
                 rest.AddRange(page.Events);
                 cursor = page.Next;

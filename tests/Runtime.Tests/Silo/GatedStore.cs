@@ -39,6 +39,16 @@ internal sealed class GatedStore(MemoryPresenceStore inner) : IPresenceStore
     public ValueTask CommitAsync(PartitionCommit commit, CancellationToken cancellationToken = default) =>
         inner.CommitAsync(commit, cancellationToken);
 
+    public ValueTask<long[]> ClaimPartitionsAsync(string siloId, int partitions, CancellationToken cancellationToken = default) =>
+        inner.ClaimPartitionsAsync(siloId, partitions, cancellationToken);
+
+    public IAsyncEnumerable<DeviceRecord> ReadOnlineDevicesAsync(int partitionCount, IReadOnlySet<int> partitions, CancellationToken cancellationToken = default) =>
+        inner.ReadOnlineDevicesAsync(partitionCount, partitions, cancellationToken);
+
+    public void WriteBehind(int partition, long epoch, IReadOnlyList<DeviceRecord> devices) => inner.WriteBehind(partition, epoch, devices);
+
+    public Task FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+
     public ValueTask<IReadOnlyList<SessionRecord>> ReadEndedSessionsAsync(DeviceKey key, int limit, CancellationToken cancellationToken = default) =>
         inner.ReadEndedSessionsAsync(key, limit, cancellationToken);
 

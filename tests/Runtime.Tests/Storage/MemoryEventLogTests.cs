@@ -13,12 +13,12 @@ public sealed class MemoryEventLogTests
     private EventCursor Start => new(Epoch, 0);
 
     [Fact]
-    public void Empty_log_starts_at_position_zero()
+    public async Task Empty_log_starts_at_position_zero()
     {
         Assert.Equal(new EventCursor(Epoch, 0), _log.Head);
-        Assert.Equal(CursorState.Valid, _log.Validate(Start));
+        Assert.Equal(CursorState.Valid, await _log.ValidateAsync(Start));
 
-        var page = _log.Read("default", Start, 100);
+        var page = await _log.ReadAsync("default", Start, 100);
 
         Assert.Equal(CursorState.Valid, page.State);
         Assert.Empty(page.Events);
@@ -26,7 +26,7 @@ public sealed class MemoryEventLogTests
     }
 
     [Fact]
-    public void Appended_events_get_positions_one_to_n_in_order()
+    public async Task Appended_events_get_positions_one_to_n_in_order()
     {
         var first = Events.Many(3);
         var second = Events.Many(2);
@@ -36,32 +36,32 @@ public sealed class MemoryEventLogTests
 
         Assert.Equal(new long[] { 1, 2, 3, 4, 5 }, first.Concat(second).Select(e => e.Position));
         Assert.Equal(new EventCursor(Epoch, 5), _log.Head);
-        var page = _log.Read("default", Start, 100);
+        var page = await _log.ReadAsync("default", Start, 100);
         Assert.Equal(first.Concat(second), page.Events);
         Assert.Equal(new EventCursor(Epoch, 5), page.Next);
     }
 
     [Fact]
-    public void Reading_from_a_cursor_returns_only_later_events()
+    public async Task Reading_from_a_cursor_returns_only_later_events()
     {
         var events = Events.Many(6);
         _log.Append(events);
 
-        var page = _log.Read("default", new EventCursor(Epoch, 4), 100);
+        var page = await _log.ReadAsync("default", new EventCursor(Epoch, 4), 100);
 
         Assert.Equal(events.Skip(4), page.Events);
-        Assert.Empty(_log.Read("default", page.Next, 100).Events);
+        Assert.Empty((await _log.ReadAsync("default", page.Next, 100)).Events);
     }
 
     [Fact]
-    public void Pages_of_a_limit_continue_where_the_last_ended()
+    public async Task Pages_of_a_limit_continue_where_the_last_ended()
     {
         var events = Events.Many(7);
         _log.Append(events);
 
-        var first = _log.Read("default", Start, 3);
-        var second = _log.Read("default", first.Next, 3);
-        var third = _log.Read("default", second.Next, 3);
+        var first = await _log.ReadAsync("default", Start, 3);
+        var second = await _log.ReadAsync("default", first.Next, 3);
+        var third = await _log.ReadAsync("default", second.Next, 3);
 
         Assert.Equal(events.Take(3), first.Events);
         Assert.Equal(new EventCursor(Epoch, 3), first.Next);
@@ -71,12 +71,12 @@ public sealed class MemoryEventLogTests
     }
 
     [Fact]
-    public void Readers_see_only_their_tenants_events_and_move_past_the_others()
+    public async Task Readers_see_only_their_tenants_events_and_move_past_the_others()
     {
         _log.Append([Events.Status("acme", "x"), Events.Status("default", "a"), Events.Status("acme", "y"), Events.Status("other", "z")]);
 
-        var page = _log.Read("acme", Start, 100);
-        var none = _log.Read("nobody", Start, 100);
+        var page = await _log.ReadAsync("acme", Start, 100);
+        var none = await _log.ReadAsync("nobody", Start, 100);
 
         Assert.Equal(new[] { "x", "y" }, page.Events.Select(e => e.DeviceId));
         Assert.All(page.Events, e => Assert.Equal("acme", e.TenantId));
@@ -86,18 +86,18 @@ public sealed class MemoryEventLogTests
     }
 
     [Fact]
-    public void Device_filter_returns_only_that_devices_events()
+    public async Task Device_filter_returns_only_that_devices_events()
     {
         _log.Append([Events.Status("default", "a", 1), Events.Status("default", "b", 1), Events.Status("default", "a", 2), Events.Status("acme", "a", 1)]);
 
-        var page = _log.Read("default", Start, 100, deviceId: "a");
+        var page = await _log.ReadAsync("default", Start, 100, deviceId: "a");
 
         Assert.Equal(new long[] { 1, 3 }, page.Events.Select(e => e.Position));
         Assert.Equal(_log.Head, page.Next);
     }
 
     [Fact]
-    public void Cursor_older_than_retention_is_expired_and_the_oldest_retained_is_valid()
+    public async Task Cursor_older_than_retention_is_expired_and_the_oldest_retained_is_valid()
     {
         var events = Events.Many(15);
         _log.Append(events);
@@ -105,33 +105,33 @@ public sealed class MemoryEventLogTests
         var oldestValid = new EventCursor(Epoch, 5);
         var expired = new EventCursor(Epoch, 4);
 
-        Assert.Equal(CursorState.Valid, _log.Validate(oldestValid));
-        Assert.Equal(events.Skip(5), _log.Read("default", oldestValid, 100).Events);
-        Assert.Equal(CursorState.Expired, _log.Validate(expired));
-        Assert.Equal(CursorState.Expired, _log.Validate(Start));
-        var page = _log.Read("default", expired, 100);
+        Assert.Equal(CursorState.Valid, await _log.ValidateAsync(oldestValid));
+        Assert.Equal(events.Skip(5), (await _log.ReadAsync("default", oldestValid, 100)).Events);
+        Assert.Equal(CursorState.Expired, await _log.ValidateAsync(expired));
+        Assert.Equal(CursorState.Expired, await _log.ValidateAsync(Start));
+        var page = await _log.ReadAsync("default", expired, 100);
         Assert.Equal(CursorState.Expired, page.State);
         Assert.Empty(page.Events);
     }
 
     [Fact]
-    public void Cursor_of_another_epoch_is_expired()
+    public async Task Cursor_of_another_epoch_is_expired()
     {
         _log.Append(Events.Many(3));
 
-        Assert.Equal(CursorState.Expired, _log.Validate(new EventCursor(Epoch + 1, 1)));
-        Assert.Equal(CursorState.Expired, _log.Validate(new EventCursor(Epoch + 1, 0)));
-        Assert.Equal(CursorState.Expired, _log.Read("default", new EventCursor(Epoch - 1, 2), 10).State);
+        Assert.Equal(CursorState.Expired, await _log.ValidateAsync(new EventCursor(Epoch + 1, 1)));
+        Assert.Equal(CursorState.Expired, await _log.ValidateAsync(new EventCursor(Epoch + 1, 0)));
+        Assert.Equal(CursorState.Expired, (await _log.ReadAsync("default", new EventCursor(Epoch - 1, 2), 10)).State);
     }
 
     [Fact]
-    public void Cursor_beyond_the_head_is_unknown()
+    public async Task Cursor_beyond_the_head_is_unknown()
     {
         _log.Append(Events.Many(3));
 
-        Assert.Equal(CursorState.Valid, _log.Validate(new EventCursor(Epoch, 3)));
-        Assert.Equal(CursorState.Unknown, _log.Validate(new EventCursor(Epoch, 4)));
-        var page = _log.Read("default", new EventCursor(Epoch, 400), 10);
+        Assert.Equal(CursorState.Valid, await _log.ValidateAsync(new EventCursor(Epoch, 3)));
+        Assert.Equal(CursorState.Unknown, await _log.ValidateAsync(new EventCursor(Epoch, 4)));
+        var page = await _log.ReadAsync("default", new EventCursor(Epoch, 400), 10);
         Assert.Equal(CursorState.Unknown, page.State);
         Assert.Empty(page.Events);
     }
@@ -148,7 +148,7 @@ public sealed class MemoryEventLogTests
         _log.Append(Events.Many(1));
 
         await wait.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Single(_log.Read("default", head, 10).Events);
+        Assert.Single((await _log.ReadAsync("default", head, 10)).Events);
     }
 
     [Fact]

@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using Presence.Grains.Abstractions;
+using Presence.Runtime.Partitioning;
 
 namespace Presence.Runtime.Storage.Memory;
 
@@ -19,6 +21,44 @@ public sealed class MemoryPresenceStore(MemoryEventLog events, int sessionsKept 
     public IEventLog Events => events;
 
     public bool IsAvailable => true;
+
+    /// <summary>One process owns memory storage: every partition stays at epoch 1.</summary>
+    public ValueTask<long[]> ClaimPartitionsAsync(string siloId, int partitions, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(Enumerable.Repeat(1L, partitions).ToArray());
+
+    public async IAsyncEnumerable<DeviceRecord> ReadOnlineDevicesAsync(
+        int partitionCount, IReadOnlySet<int> partitions, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        List<DeviceRecord> online;
+        lock (_lock)
+        {
+            online = _tenants.Values
+                .SelectMany(tenant => tenant.ById.Values)
+                .Where(device => device.Status == DeviceStatus.Online && partitions.Contains(PartitionHash.Of(device.Key, partitionCount)))
+                .ToList();
+        }
+
+        foreach (var device in online)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return device;
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    public void WriteBehind(int partition, long epoch, IReadOnlyList<DeviceRecord> devices)
+    {
+        lock (_lock)
+        {
+            foreach (var device in devices)
+            {
+                Tenant(device.TenantId).Upsert(device);
+            }
+        }
+    }
+
+    public Task FlushAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
 
     public ValueTask<DeviceRecord?> ReadDeviceAsync(DeviceKey key, CancellationToken cancellationToken = default)
     {
