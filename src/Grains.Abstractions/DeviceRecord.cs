@@ -23,7 +23,7 @@ public sealed record DeviceRecord
 
     public MetricSet Metrics { get; init; } = MetricSet.Empty;
     public IReadOnlyList<ContainerInfo> Containers { get; init; } = [];
-    public IReadOnlyDictionary<string, string> Labels { get; init; } = EmptyLabels;
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = NoLabels;
 
     /// <summary>Per-device timeout; <see cref="TimeSpan.Zero"/> means the configured default.</summary>
     public TimeSpan Timeout { get; init; }
@@ -36,5 +36,6 @@ public sealed record DeviceRecord
 
     public DeviceKey Key => new(TenantId, DeviceId);
 
-    private static readonly IReadOnlyDictionary<string, string> EmptyLabels = new Dictionary<string, string>();
+    /// <summary>The labels of a device that has none (shared).</summary>
+    public static readonly IReadOnlyDictionary<string, string> NoLabels = new Dictionary<string, string>();
 }

@@ -52,16 +52,34 @@ public static class PresenceJson
         WriteTime(writer, "first_seen_at", device.FirstSeenAt);
         WriteTime(writer, "status_changed_at", device.StatusChangedAt);
         WriteSessionId(writer, "session_id", device.Status == DeviceStatus.Online ? device.SessionId : 0);
-        writer.WriteStartObject("metrics");
-        var metrics = device.Metrics;
+        writer.WritePropertyName("metrics");
+        WriteMetrics(writer, device.Metrics);
+        writer.WritePropertyName("containers");
+        WriteContainers(writer, device.Containers);
+        writer.WriteNumber("timeout_s", WholeSeconds(device.Timeout > TimeSpan.Zero ? device.Timeout : defaultTimeout));
+        writer.WritePropertyName("labels");
+        WriteLabels(writer, device.Labels);
+        writer.WriteNumber("version", device.Version);
+        writer.WriteEndObject();
+    }
+
+    /// <summary><c>{"cpu_pct":12.5,...}</c></summary>
+    public static void WriteMetrics(Utf8JsonWriter writer, MetricSet metrics)
+    {
+        writer.WriteStartObject();
         for (var i = 0; i < metrics.Count; i++)
         {
             writer.WriteNumber(metrics.Keys[i], metrics.Values[i]);
         }
 
         writer.WriteEndObject();
-        writer.WriteStartArray("containers");
-        foreach (var container in device.Containers)
+    }
+
+    /// <summary><c>[{"name":...,"image":...,"state":...,"ports":...}]</c></summary>
+    public static void WriteContainers(Utf8JsonWriter writer, IReadOnlyList<ContainerInfo> containers)
+    {
+        writer.WriteStartArray();
+        foreach (var container in containers)
         {
             writer.WriteStartObject();
             writer.WriteString("name", container.Name);
@@ -72,15 +90,17 @@ public static class PresenceJson
         }
 
         writer.WriteEndArray();
-        writer.WriteNumber("timeout_s", WholeSeconds(device.Timeout > TimeSpan.Zero ? device.Timeout : defaultTimeout));
-        writer.WriteStartObject("labels");
-        foreach (var (name, value) in device.Labels)
+    }
+
+    /// <summary><c>{"rack":"3",...}</c></summary>
+    public static void WriteLabels(Utf8JsonWriter writer, IReadOnlyDictionary<string, string> labels)
+    {
+        writer.WriteStartObject();
+        foreach (var (name, value) in labels)
         {
             writer.WriteString(name, value);
         }
 
-        writer.WriteEndObject();
-        writer.WriteNumber("version", device.Version);
         writer.WriteEndObject();
     }
 

@@ -109,12 +109,17 @@ public sealed class EventRing
 
     /// <summary>
     /// Drops everything and continues after <paramref name="head"/> (a durable log's tail that fell too far behind to
-    /// be filled contiguously). Readers before the new start then read from durable storage.
+    /// be filled contiguously). Readers before the new start then read from durable storage. Never moves back.
     /// </summary>
     public void Restart(long head)
     {
         lock (_lock)
         {
+            if (head <= _head)
+            {
+                return;
+            }
+
             Array.Clear(_ring);
             _head = head;
             Start = head;
