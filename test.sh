@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
+# PostgreSQL server binaries: the tests start throwaway servers of their own from them.
+bash scripts/ensure-postgres.sh
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
