@@ -7,6 +7,7 @@ using Presence.Gateway.Channels;
 using Presence.Gateway.Errors;
 using Presence.Gateway.Streaming;
 using Presence.Runtime.Options;
+using Presence.Storage.Postgres;
 
 namespace Presence.Gateway.Hosting;
 
@@ -34,6 +35,11 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
         builder.Services.AddSingleton<ApiContext>();
         builder.Services.AddSingleton<DeviceChannels>();
+        if (builder.Configuration[$"{StorageOptions.Section}:Provider"] == StorageOptions.Postgres)
+        {
+            builder.Services.AddPostgresStorage(); // before the silo: migrations run before it claims partitions
+        }
+
         return builder;
     }
 

@@ -72,10 +72,8 @@ internal sealed class PresenceOptionsValidator :
         Positive(HeartbeatOptions.Section, "DisconnectGraceSeconds", o.DisconnectGraceSeconds, 86_400));
 
     public ValidateOptionsResult Validate(string? name, StorageOptions o) => Collect(
-        o.Provider == StorageOptions.Memory ? null
-            : o.Provider == StorageOptions.Postgres
-                ? $"{StorageOptions.Section}:Provider: 'postgres' is not available in this build yet; use 'memory'"
-                : $"{StorageOptions.Section}:Provider must be 'memory' or 'postgres' (got '{o.Provider}')",
+        o.Provider is StorageOptions.Memory or StorageOptions.Postgres ? null
+            : $"{StorageOptions.Section}:Provider must be 'memory' or 'postgres' (got '{o.Provider}')",
         Positive(StorageOptions.Section, "FlushIntervalSeconds", o.FlushIntervalSeconds, 3_600));
 
     public ValidateOptionsResult Validate(string? name, EventsOptions o) => Collect(
