@@ -17,6 +17,9 @@ namespace Presence.Storage.Postgres;
 /// </summary>
 public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedService, IAsyncDisposable
 {
+    /// <summary>Serialises event retention across processes ("trim" in ASCII).</summary>
+    private const string TrimLockKey = "1953655149";
+
     private readonly NpgsqlDataSource _data;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
@@ -234,6 +237,92 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
             await using var row = await command.ExecuteReaderAsync(cancellationToken);
             await row.ReadAsync(cancellationToken);
             return new DeviceCounts(row.GetInt64(0), row.GetInt64(1), row.GetInt64(2));
+        });
+
+    /// <summary>
+    /// Deletes the oldest events older than <paramref name="before"/>, a batch per transaction, and moves the log's
+    /// <c>trimmed_to</c> with them (cursors before it are expired). Stops at the first newer event: the log is cut
+    /// as a prefix, never with holes.
+    /// </summary>
+    public ValueTask<long> TrimEventsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default) =>
+        Read(async () =>
+        {
+            const int Batch = 10_000;
+            long deleted = 0;
+            while (deleted < maxRows)
+            {
+                await using var connection = await _data.OpenConnectionAsync(cancellationToken);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await using var command = new NpgsqlCommand(
+                    "SELECT pg_advisory_xact_lock(" + TrimLockKey + "); " +
+                    "WITH l AS (SELECT trimmed_to, head FROM presence_log WHERE id = 1), " +
+                    "cut AS (SELECT coalesce((SELECT min(position) - 1 FROM presence_events, l WHERE position > l.trimmed_to " +
+                    "AND position <= l.trimmed_to + @batch AND time >= @before), least(l.trimmed_to + @batch, l.head)) AS cut, l.trimmed_to FROM l), " +
+                    "gone AS (DELETE FROM presence_events e USING cut WHERE e.position > cut.trimmed_to AND e.position <= cut.cut RETURNING 1) " +
+                    "UPDATE presence_log SET trimmed_to = cut.cut FROM cut WHERE id = 1 AND cut.cut > cut.trimmed_to " +
+                    "RETURNING presence_log.trimmed_to, (SELECT count(*) FROM gone)", connection, transaction);
+                command.Parameters.AddWithValue("batch", (long)Math.Min(Batch, maxRows - deleted));
+                command.Parameters.AddWithValue("before", before);
+                long trimmedTo = 0, count = 0;
+                await using (var row = await command.ExecuteReaderAsync(cancellationToken))
+                {
+                    await row.NextResultAsync(cancellationToken);
+                    if (await row.ReadAsync(cancellationToken))
+                    {
+                        trimmedTo = row.GetInt64(0);
+                        count = row.GetInt64(1);
+                    }
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+                if (count == 0)
+                {
+                    break;
+                }
+
+                _events.Trimmed(trimmedTo);
+                deleted += count;
+            }
+
+            return deleted;
+        });
+
+    public ValueTask<long> TrimSessionsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default) =>
+        Read(async () =>
+        {
+            long deleted = 0;
+            while (deleted < maxRows)
+            {
+                await using var command = _data.CreateCommand(
+                    "DELETE FROM presence_sessions WHERE ctid IN (SELECT ctid FROM presence_sessions WHERE ended_at < @before LIMIT @batch)");
+                command.Parameters.AddWithValue("before", before);
+                command.Parameters.AddWithValue("batch", (int)Math.Min(10_000, maxRows - deleted));
+                var count = await command.ExecuteNonQueryAsync(cancellationToken);
+                deleted += count;
+                if (count == 0)
+                {
+                    break;
+                }
+            }
+
+            return deleted;
+        });
+
+    public ValueTask<IReadOnlyList<DeviceKey>> ReadSilentDevicesAsync(DateTime before, int limit, CancellationToken cancellationToken = default) =>
+        Read<IReadOnlyList<DeviceKey>>(async () =>
+        {
+            await using var command = _data.CreateCommand(
+                "SELECT tenant_id, device_id FROM presence_devices WHERE status = 0 AND last_seen_at < @before LIMIT @limit");
+            command.Parameters.AddWithValue("before", before);
+            command.Parameters.AddWithValue("limit", limit);
+            var keys = new List<DeviceKey>();
+            await using var row = await command.ExecuteReaderAsync(cancellationToken);
+            while (await row.ReadAsync(cancellationToken))
+            {
+                keys.Add(new DeviceKey(row.GetString(0), row.GetString(1)));
+            }
+
+            return keys;
         });
 
     /// <summary>Runs a read; an outage becomes <see cref="StorageUnavailableException"/>.</summary>

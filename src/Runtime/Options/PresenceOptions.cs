@@ -19,6 +19,21 @@ public sealed class StorageOptions
     public const string Postgres = "postgres";
     public string Provider { get; set; } = Memory;
     public double FlushIntervalSeconds { get; set; } = 1;
+
+    /// <summary>Ended presence sessions older than this are deleted by housekeeping.</summary>
+    public double SessionRetentionDays { get; set; } = 90;
+
+    /// <summary>How often housekeeping (event and session retention, deleting silent devices) runs.</summary>
+    public double HousekeepingIntervalMinutes { get; set; } = 10;
+}
+
+/// <summary><c>Presence:Devices</c>.</summary>
+public sealed class DevicesOptions
+{
+    public const string Section = "Presence:Devices";
+
+    /// <summary>Offline devices not seen for this many days are removed by housekeeping; 0 keeps them forever.</summary>
+    public double DeleteAfterDays { get; set; }
 }
 
 /// <summary><c>Presence:Events</c>: how far back a cursor can resume, and when a reader is too slow.</summary>
@@ -26,8 +41,11 @@ public sealed class EventsOptions
 {
     public const string Section = "Presence:Events";
 
-    /// <summary>Events kept by the in-memory log.</summary>
+    /// <summary>Events kept by the in-memory log (with <c>postgres</c>: the recent events also held in memory).</summary>
     public int Retention { get; set; } = 100_000;
+
+    /// <summary>With <c>postgres</c>: events older than this are deleted; a cursor before them is expired.</summary>
+    public double RetentionHours { get; set; } = 168;
 
     /// <summary>Events a WebSocket subscriber may fall behind the log's head before it is closed with 4008.</summary>
     public int MaxSubscriberLag { get; set; } = 20_000;
@@ -64,7 +82,7 @@ public sealed class SiloOptions
 /// <summary>Checks every Presence option; each message names the configuration key it is about.</summary>
 internal sealed class PresenceOptionsValidator :
     IValidateOptions<HeartbeatOptions>, IValidateOptions<StorageOptions>, IValidateOptions<EventsOptions>,
-    IValidateOptions<RateLimitOptions>, IValidateOptions<ClusterOptions>, IValidateOptions<SiloOptions>
+    IValidateOptions<RateLimitOptions>, IValidateOptions<ClusterOptions>, IValidateOptions<SiloOptions>, IValidateOptions<DevicesOptions>
 {
     public ValidateOptionsResult Validate(string? name, HeartbeatOptions o) => Collect(
         Positive(HeartbeatOptions.Section, "IntervalSeconds", o.IntervalSeconds, 86_400),
@@ -74,11 +92,18 @@ internal sealed class PresenceOptionsValidator :
     public ValidateOptionsResult Validate(string? name, StorageOptions o) => Collect(
         o.Provider is StorageOptions.Memory or StorageOptions.Postgres ? null
             : $"{StorageOptions.Section}:Provider must be 'memory' or 'postgres' (got '{o.Provider}')",
-        Positive(StorageOptions.Section, "FlushIntervalSeconds", o.FlushIntervalSeconds, 3_600));
+        Positive(StorageOptions.Section, "FlushIntervalSeconds", o.FlushIntervalSeconds, 3_600),
+        Positive(StorageOptions.Section, "SessionRetentionDays", o.SessionRetentionDays, 36_500),
+        Positive(StorageOptions.Section, "HousekeepingIntervalMinutes", o.HousekeepingIntervalMinutes, 10_080));
+
+    public ValidateOptionsResult Validate(string? name, DevicesOptions o) => Collect(
+        double.IsFinite(o.DeleteAfterDays) && o.DeleteAfterDays >= 0 && o.DeleteAfterDays <= 36_500 ? null
+            : $"{DevicesOptions.Section}:DeleteAfterDays must be 0 (never) or a number of days up to 36500 (got {o.DeleteAfterDays})");
 
     public ValidateOptionsResult Validate(string? name, EventsOptions o) => Collect(
         Range(EventsOptions.Section, "Retention", o.Retention, 100, 50_000_000),
-        Range(EventsOptions.Section, "MaxSubscriberLag", o.MaxSubscriberLag, 10, 50_000_000));
+        Range(EventsOptions.Section, "MaxSubscriberLag", o.MaxSubscriberLag, 10, 50_000_000),
+        Positive(EventsOptions.Section, "RetentionHours", o.RetentionHours, 87_600));
 
     public ValidateOptionsResult Validate(string? name, RateLimitOptions o) =>
         Collect(Range(RateLimitOptions.Section, "HeartbeatsPerMinute", o.HeartbeatsPerMinute, 1, 1_000_000));

@@ -58,12 +58,19 @@ internal sealed class GetCall(DeviceKey key) : GrainCall<DeviceRecord?>(key)
     public override void Invoke(DeviceGrain grain, Partition partition, DateTime now) => Result = grain.State;
 }
 
-internal sealed class RemoveCall(DeviceKey key) : GrainCall<bool>(key)
+/// <summary>Removes the device; with <paramref name="silentBefore"/>, only if it is offline and was last seen before then.</summary>
+internal sealed class RemoveCall(DeviceKey key, DateTime? silentBefore = null) : GrainCall<bool>(key)
 {
     public override bool NeedsDurableWrite(DeviceGrain grain, DevicePolicy policy) => grain.State is not null;
 
     public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
     {
+        if (silentBefore is { } before && !(grain.State is { Status: DeviceStatus.Offline } device && device.LastSeenAt < before))
+        {
+            Result = false;
+            return;
+        }
+
         var change = grain.Remove(now, partition.Outbox);
         partition.Track(grain, change);
         Result = change.Kind != ChangeKind.None;

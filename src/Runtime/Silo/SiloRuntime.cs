@@ -110,6 +110,9 @@ public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
     public ValueTask<bool> RemoveAsync(DeviceKey key, CancellationToken cancellationToken = default) =>
         Call(new RemoveCall(key));
 
+    /// <summary>Removes the device only if it is offline and was last seen before <paramref name="before"/> (housekeeping).</summary>
+    public ValueTask<bool> RemoveIfSilentAsync(DeviceKey key, DateTime before) => Call(new RemoveCall(key, before));
+
     public ValueTask<IReadOnlyList<SessionRecord>?> GetSessionsAsync(DeviceKey key, int limit, CancellationToken cancellationToken = default) =>
         Call(new SessionsCall(key, limit));
 

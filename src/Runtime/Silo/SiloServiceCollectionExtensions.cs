@@ -19,12 +19,14 @@ public static class SiloServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RateLimitOptions>, PresenceOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterOptions>, PresenceOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SiloOptions>, PresenceOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DevicesOptions>, PresenceOptionsValidator>());
         services.AddOptions<HeartbeatOptions>().BindConfiguration(HeartbeatOptions.Section).ValidateOnStart();
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
         services.AddOptions<EventsOptions>().BindConfiguration(EventsOptions.Section).ValidateOnStart();
         services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.Section).ValidateOnStart();
         services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section).ValidateOnStart();
         services.AddOptions<SiloOptions>().BindConfiguration(SiloOptions.Section).ValidateOnStart();
+        services.AddOptions<DevicesOptions>().BindConfiguration(DevicesOptions.Section).ValidateOnStart();
         return services;
     }
 
@@ -41,6 +43,8 @@ public static class SiloServiceCollectionExtensions
         services.TryAddSingleton<SiloRuntime>();
         services.TryAddSingleton<IDeviceGrains>(sp => sp.GetRequiredService<SiloRuntime>());
         services.AddHostedService(sp => sp.GetRequiredService<SiloRuntime>());
+        services.TryAddSingleton<Housekeeping>();
+        services.AddHostedService(sp => sp.GetRequiredService<Housekeeping>());
         return services;
     }
 }

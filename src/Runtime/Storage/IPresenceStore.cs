@@ -50,6 +50,15 @@ public interface IPresenceStore
     ValueTask<DevicePage> ListDevicesAsync(string tenantId, DeviceQuery query, CancellationToken cancellationToken = default);
 
     ValueTask<DeviceCounts> CountDevicesAsync(string tenantId, DateTime newSince, CancellationToken cancellationToken = default);
+
+    /// <summary>Housekeeping: deletes up to <paramref name="maxRows"/> of the oldest events older than <paramref name="before"/>; returns how many.</summary>
+    ValueTask<long> TrimEventsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default);
+
+    /// <summary>Housekeeping: deletes up to <paramref name="maxRows"/> sessions that ended before <paramref name="before"/>; returns how many.</summary>
+    ValueTask<long> TrimSessionsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default);
+
+    /// <summary>Housekeeping: offline devices last seen before <paramref name="before"/> (candidates for deletion).</summary>
+    ValueTask<IReadOnlyList<DeviceKey>> ReadSilentDevicesAsync(DateTime before, int limit, CancellationToken cancellationToken = default);
 }
 
 /// <summary>

@@ -49,6 +49,15 @@ internal sealed class GatedStore(MemoryPresenceStore inner) : IPresenceStore
 
     public Task FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
 
+    public ValueTask<long> TrimEventsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default) =>
+        inner.TrimEventsAsync(before, maxRows, cancellationToken);
+
+    public ValueTask<long> TrimSessionsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default) =>
+        inner.TrimSessionsAsync(before, maxRows, cancellationToken);
+
+    public ValueTask<IReadOnlyList<DeviceKey>> ReadSilentDevicesAsync(DateTime before, int limit, CancellationToken cancellationToken = default) =>
+        inner.ReadSilentDevicesAsync(before, limit, cancellationToken);
+
     public ValueTask<IReadOnlyList<SessionRecord>> ReadEndedSessionsAsync(DeviceKey key, int limit, CancellationToken cancellationToken = default) =>
         inner.ReadEndedSessionsAsync(key, limit, cancellationToken);
 

@@ -182,6 +182,41 @@ public sealed class MemoryPresenceStore(MemoryEventLog events, int sessionsKept 
         }
     }
 
+    /// <summary>The in-memory log is bounded by count (<c>Presence:Events:Retention</c>), not by age.</summary>
+    public ValueTask<long> TrimEventsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default) => ValueTask.FromResult(0L);
+
+    public ValueTask<long> TrimSessionsAsync(DateTime before, int maxRows, CancellationToken cancellationToken = default)
+    {
+        long trimmed = 0;
+        lock (_lock)
+        {
+            foreach (var history in _sessions.Values)
+            {
+                while (trimmed < maxRows && history.TryPeek(out var oldest) && oldest.EndedAt < before)
+                {
+                    history.Dequeue();
+                    trimmed++;
+                }
+            }
+        }
+
+        return ValueTask.FromResult(trimmed);
+    }
+
+    public ValueTask<IReadOnlyList<DeviceKey>> ReadSilentDevicesAsync(DateTime before, int limit, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            IReadOnlyList<DeviceKey> silent = _tenants.Values
+                .SelectMany(tenant => tenant.ById.Values)
+                .Where(device => device.Status == DeviceStatus.Offline && device.LastSeenAt < before)
+                .Take(limit)
+                .Select(device => device.Key)
+                .ToList();
+            return ValueTask.FromResult(silent);
+        }
+    }
+
     private TenantDevices Tenant(string tenantId)
     {
         if (!_tenants.TryGetValue(tenantId, out var tenant))
