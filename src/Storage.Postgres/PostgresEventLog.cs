@@ -102,8 +102,6 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
     {
         await _stopping.CancelAsync();
         await _listening;
-        _stopping.Dispose();
-        _fetching.Dispose();
     }
 
     /// <summary>

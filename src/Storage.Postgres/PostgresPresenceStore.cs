@@ -102,7 +102,6 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
         await _events.DisposeAsync();
         _health.Dispose();
         _stats.Dispose();
-        _stopping.Dispose();
     }
 
     public async ValueTask<long[]> ClaimPartitionsAsync(string siloId, int partitions, CancellationToken cancellationToken = default)

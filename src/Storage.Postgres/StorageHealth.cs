@@ -34,11 +34,8 @@ internal sealed partial class StorageHealth(NpgsqlDataSource data, TimeProvider 
         }
     }
 
-    public void Dispose()
-    {
-        _stopping.Cancel();
-        _stopping.Dispose();
-    }
+    /// <summary>Stops the probe (the token source is not disposed: a late failure may still read it).</summary>
+    public void Dispose() => _stopping.Cancel();
 
     private async Task ProbeAsync(CancellationToken cancellationToken)
     {

@@ -103,6 +103,11 @@ public static class EventStreamEndpoint
             {
                 // The client never answered the close: abort.
             }
+            catch (UnavailableException)
+            {
+                // Storage went away while the reader was behind the in-memory tail: it resumes from its last cursor.
+                await CloseQuietlyAsync(SocketMessages.TryAgainLater, "storage unavailable: resume from your last cursor");
+            }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException)
             {
                 // The portal went away.
@@ -241,6 +246,18 @@ public static class EventStreamEndpoint
                 {
                     return;
                 }
+            }
+        }
+
+        private async Task CloseQuietlyAsync(WebSocketCloseStatus status, string reason)
+        {
+            try
+            {
+                await socket.CloseOutputAsync(status, reason, CancellationToken.None);
+            }
+            catch (Exception e) when (e is WebSocketException or InvalidOperationException)
+            {
+                // Already closed.
             }
         }
 

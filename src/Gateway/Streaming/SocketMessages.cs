@@ -12,6 +12,9 @@ public static class SocketMessages
 
     public const WebSocketCloseStatus SlowConsumer = (WebSocketCloseStatus)4008;
 
+    /// <summary>1013 Try Again Later: the server cannot serve the stream now (storage unavailable).</summary>
+    public const WebSocketCloseStatus TryAgainLater = (WebSocketCloseStatus)1013;
+
     public enum Kind : byte
     {
         Text,

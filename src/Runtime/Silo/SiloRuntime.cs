@@ -156,7 +156,7 @@ public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
     public void Dispose()
     {
         _ticker?.Dispose();
-        _stopping.Dispose();
+        _stopping.Cancel(); // not disposed: a host may still call StopAsync after disposing its services
         _metrics.Dispose();
     }
 
