@@ -33,6 +33,8 @@ internal sealed class TestSilo : IAsyncDisposable
 
     public IPresenceStore Store => Runtime.Store;
 
+    public IServiceProvider Services => _services;
+
     public DateTime Now => Time.GetUtcNow().UtcDateTime;
 
     public static async Task<TestSilo> StartAsync(Dictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null)
