@@ -168,7 +168,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         }
         catch (PostgresException error) when (error.SqlState == PostgresErrors.StaleEpoch)
         {
-            var stale = error.Detail!.Split(',').Select(int.Parse).ToHashSet();
+            var stale = PostgresErrors.StalePartitions(error);
             foreach (var pending in batch.Where(p => stale.Contains(p.Partition)))
             {
                 pending.Done.TrySetException(new PartitionFencedException(pending.Partition, pending.Epoch));
@@ -279,10 +279,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         var statements = new NpgsqlBatch(connection, transaction);
         statements.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_current_xact_id()::text::bigint"));
 
-        var fence = new NpgsqlBatchCommand("SELECT presence_fence(@parts, @epochs)");
-        fence.Parameters.Add(new NpgsqlParameter<int[]>("parts", NpgsqlDbType.Array | NpgsqlDbType.Integer) { TypedValue = batch.Select(p => p.Partition).ToArray() });
-        fence.Parameters.Add(new NpgsqlParameter<long[]>("epochs", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = batch.Select(p => p.Epoch).ToArray() });
-        statements.BatchCommands.Add(fence);
+        statements.BatchCommands.Add(PostgresErrors.Fence(batch.Select(p => (p.Partition, p.Epoch))));
 
         var removals = batch.SelectMany(p => p.Removals).ToList();
         if (removals.Count > 0)

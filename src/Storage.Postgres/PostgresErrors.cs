@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Npgsql;
+using NpgsqlTypes;
 using Presence.Runtime.Storage;
 
 namespace Presence.Storage.Postgres;
@@ -21,6 +22,23 @@ internal static class PostgresErrors
         SocketException or IOException or TimeoutException => true,
         _ => false,
     };
+
+    /// <summary>
+    /// The first statement of every writing transaction: locks the partitions' lease rows and raises
+    /// <see cref="StaleEpoch"/> (listing them in the detail) if any epoch is no longer current.
+    /// </summary>
+    public static NpgsqlBatchCommand Fence(IEnumerable<(int Partition, long Epoch)> owners)
+    {
+        var rows = owners.ToList();
+        var fence = new NpgsqlBatchCommand("SELECT presence_fence(@parts, @epochs)");
+        fence.Parameters.Add(new NpgsqlParameter<int[]>("parts", NpgsqlDbType.Array | NpgsqlDbType.Integer) { TypedValue = rows.Select(r => r.Partition).ToArray() });
+        fence.Parameters.Add(new NpgsqlParameter<long[]>("epochs", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = rows.Select(r => r.Epoch).ToArray() });
+        return fence;
+    }
+
+    /// <summary>The stale partitions a <see cref="StaleEpoch"/> error lists.</summary>
+    public static HashSet<int> StalePartitions(PostgresException error) =>
+        error.Detail!.Split(',').Select(part => int.Parse(part, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
 
     /// <summary>The exception callers see; the message names no host, SQL or credentials.</summary>
     public static StorageUnavailableException Unavailable(Exception error) =>

@@ -89,7 +89,7 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
                 }
                 catch (PostgresException error) when (error.SqlState == PostgresErrors.StaleEpoch)
                 {
-                    var stale = error.Detail!.Split(',').Select(int.Parse).ToHashSet();
+                    var stale = PostgresErrors.StalePartitions(error);
                     LogFenced(log, stale.Count);
                     Return(batch.Where(e => !stale.Contains(e.Partition)));
                 }
@@ -118,11 +118,7 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
         await using var connection = await data.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using var statements = new NpgsqlBatch(connection, transaction);
-        var owners = batch.GroupBy(e => e.Partition).Select(g => g.First()).ToList();
-        var fence = new NpgsqlBatchCommand("SELECT presence_fence(@parts, @epochs)");
-        fence.Parameters.Add(new NpgsqlParameter<int[]>("parts", NpgsqlDbType.Array | NpgsqlDbType.Integer) { TypedValue = owners.Select(e => e.Partition).ToArray() });
-        fence.Parameters.Add(new NpgsqlParameter<long[]>("epochs", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = owners.Select(e => e.Epoch).ToArray() });
-        statements.BatchCommands.Add(fence);
+        statements.BatchCommands.Add(PostgresErrors.Fence(batch.GroupBy(e => e.Partition).Select(g => (g.Key, g.First().Epoch))));
         var update = new NpgsqlBatchCommand(Update);
         DeviceRows.Bind(update.Parameters, batch.Select(e => (e.Device, e.Partition, e.Epoch)).ToList());
         statements.BatchCommands.Add(update);
