@@ -88,6 +88,13 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
             catch (Exception error) when (PostgresErrors.IsOutage(error))
             {
                 health.Failed(error);
+
+                // Every commit still queued is kept for later too: its partition must not wait for the database.
+                lock (_lock)
+                {
+                    FailWaiters(_queue, error);
+                }
+
                 try
                 {
                     await Task.Delay(backoff.Next(), cancellationToken);
@@ -265,7 +272,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         _signal.Release();
     }
 
-    private static void FailWaiters(List<Pending> batch, Exception error)
+    private static void FailWaiters(IEnumerable<Pending> batch, Exception error)
     {
         foreach (var pending in batch)
         {
