@@ -85,8 +85,14 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
             {
                 return;
             }
-            catch (Exception error) when (PostgresErrors.IsOutage(error))
+            catch (Exception error)
             {
+                if (!PostgresErrors.IsOutage(error))
+                {
+                    // Never let the writer die: whatever this was, the commits are kept and retried.
+                    LogUnexpected(log, error);
+                }
+
                 health.Failed(error);
 
                 // Every commit still queued is kept for later too: its partition must not wait for the database.
@@ -209,10 +215,20 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
     /// <summary>After COMMIT went unanswered: committed means done; aborted means write it again.</summary>
     private async Task ResolveAsync(Unresolved unresolved, CancellationToken cancellationToken)
     {
-        await using var command = data.CreateCommand("SELECT pg_xact_status(@xid::text::xid8)");
-        command.Parameters.AddWithValue("xid", unresolved.Xid);
-        var status = (string?)await command.ExecuteScalarAsync(cancellationToken);
-        stats.RoundTrip();
+        string? status;
+        try
+        {
+            await using var command = data.CreateCommand("SELECT pg_xact_status(@xid::text::xid8)");
+            command.Parameters.AddWithValue("xid", unresolved.Xid);
+            status = (string?)await command.ExecuteScalarAsync(cancellationToken);
+            stats.RoundTrip();
+        }
+        catch (PostgresException error) when (error.SqlState == PostgresErrorCodes.InvalidParameterValue)
+        {
+            // "transaction ID is in the future": the server crashed and restarted without it, so it never committed.
+            status = "aborted";
+        }
+
         if (status == "in progress")
         {
             throw new NpgsqlException("the unanswered transaction is still in progress");
@@ -363,6 +379,9 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Critical, Message = "PostgreSQL rejected a transaction of {Commits} commits; they were not written")]
     private static partial void LogRejected(ILogger logger, Exception error, int commits);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Error, Message = "The commit writer failed unexpectedly; it retries with backoff")]
+    private static partial void LogUnexpected(ILogger logger, Exception error);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "A transaction whose COMMIT went unanswered (xid {Xid}) turned out {Status}")]
     private static partial void LogResolved(ILogger logger, long xid, string status);

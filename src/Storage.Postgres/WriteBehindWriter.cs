@@ -103,6 +103,11 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
                     Return(entries.Skip(start));
                     return false;
                 }
+                catch (Exception error)
+                {
+                    // Not an outage: the same rows would fail forever. Drop this batch (its devices' next change is written).
+                    LogRejected(log, error, batch.Count);
+                }
             }
 
             return true;
@@ -156,6 +161,9 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
         || (candidate.Version == current.Version && candidate.Sequence > current.Sequence);
 
     private readonly record struct Entry(DeviceRecord Device, int Partition, long Epoch);
+
+    [LoggerMessage(EventId = 3021, Level = LogLevel.Error, Message = "Write-behind: PostgreSQL rejected a batch of {Devices} devices; it was dropped")]
+    private static partial void LogRejected(ILogger logger, Exception error, int devices);
 
     [LoggerMessage(EventId = 3020, Level = LogLevel.Warning, Message = "Write-behind: {Partitions} partitions were taken over by another process; their buffered states were dropped")]
     private static partial void LogFenced(ILogger logger, int partitions);
