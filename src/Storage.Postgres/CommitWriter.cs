@@ -8,9 +8,10 @@ namespace Presence.Storage.Postgres;
 
 /// <summary>
 /// Writes partitions' durable commits, many per transaction (group commit across partitions), one transaction at
-/// a time, so their events take positions in commit order. A commit that fails for an outage is kept, in order,
-/// and written first when the database answers again; a transaction whose COMMIT got no answer is resolved with
-/// <c>pg_xact_status</c> before anything else is written, so nothing is applied twice or lost.
+/// a time, so their events take positions in commit order. A commit that fails for an outage is not written, and
+/// neither is anything queued behind it: their callers learn it at once (the partitions reload those devices
+/// from storage). A transaction whose COMMIT got no answer is resolved (<c>pg_xact_status</c>, then its last
+/// event checked at its position) before anything else is written, and until then the store is not available.
 /// </summary>
 internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventLog events, StorageHealth health, StorageStats stats, ILogger log)
 {
@@ -36,7 +37,19 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         return pending.Done.Task;
     }
 
-    /// <summary>True when no commit is waiting or kept.</summary>
+    /// <summary>A transaction's COMMIT went unanswered and its outcome is not known yet.</summary>
+    public bool HasUnresolved
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _unresolved is not null;
+            }
+        }
+    }
+
+    /// <summary>True when no commit is waiting or unresolved.</summary>
     public bool IsIdle
     {
         get
@@ -70,15 +83,16 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
                 if (_unresolved is { } unresolved)
                 {
                     await ResolveAsync(unresolved, cancellationToken);
+                    health.Succeeded();
                 }
 
                 var batch = Take();
                 if (batch.Count > 0)
                 {
                     await WriteAsync(batch, cancellationToken);
+                    health.Succeeded();
                 }
 
-                health.Succeeded();
                 backoff.Reset();
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -95,10 +109,11 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
 
                 health.Failed(error);
 
-                // Every commit still queued is kept for later too: its partition must not wait for the database.
+                // Nothing queued is written either: its partition must not wait for the database.
                 lock (_lock)
                 {
                     FailWaiters(_queue, error);
+                    _queue.Clear();
                 }
 
                 try
@@ -192,9 +207,8 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         }
         catch (Exception error) when (PostgresErrors.IsOutage(error) && _unresolved?.Batch != batch)
         {
-            // Not committed (the transaction never reached COMMIT): keep the commits, in order, for the retry.
+            // Not committed (the transaction never reached COMMIT): nothing of it was applied.
             FailWaiters(batch, error);
-            Requeue(batch);
             throw;
         }
         catch (Exception error) when (!PostgresErrors.IsOutage(error) && error is not OperationCanceledException)
@@ -240,14 +254,28 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         }
 
         LogResolved(log, unresolved.Xid, status ?? "unknown");
-        if (status == "committed")
+        // A transaction id can be reused after a crash that lost it: the batch's own last event must be where it was put.
+        if (status == "committed" && await LastEventIsAtAsync(unresolved, cancellationToken))
         {
             Completed(unresolved.Batch, unresolved.Head, unresolved.Batch.Sum(p => p.Events.Length));
         }
-        else
+    }
+
+    private async Task<bool> LastEventIsAtAsync(Unresolved unresolved, CancellationToken cancellationToken)
+    {
+        if (unresolved.Batch.LastOrDefault(p => p.Events.Length > 0)?.Events[^1] is not { } last)
         {
-            Requeue(unresolved.Batch);
+            return true; // no events: the status is all there is to go on
         }
+
+        await using var command = data.CreateCommand(
+            "SELECT count(*) FROM presence_events WHERE position = @p AND tenant_id = @t AND device_id = @d AND sequence = @s AND type = @y");
+        command.Parameters.AddWithValue("p", unresolved.Head);
+        command.Parameters.AddWithValue("t", last.TenantId);
+        command.Parameters.AddWithValue("d", last.DeviceId);
+        command.Parameters.AddWithValue("s", last.Sequence);
+        command.Parameters.AddWithValue("y", (short)last.Type);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))! == 1;
     }
 
     private void Completed(List<Pending> batch, long head, int eventCount)

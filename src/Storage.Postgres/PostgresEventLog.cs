@@ -12,7 +12,7 @@ namespace Presence.Storage.Postgres;
 /// writers' are fetched when their <c>NOTIFY</c> rings, and older cursors are read from the table. The epoch lives
 /// in the database, so cursors stay valid across restarts; retention deletes by age and moves <c>trimmed_to</c>.
 /// </summary>
-internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached, ILogger log) : IEventLog, IAsyncDisposable
+internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached, StorageHealth health, ILogger log) : IEventLog, IAsyncDisposable
 {
     public const string Channel = "presence_events";
 
@@ -100,7 +100,11 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
 
     public async ValueTask DisposeAsync()
     {
-        await _stopping.CancelAsync();
+        if (!_stopping.IsCancellationRequested)
+        {
+            await _stopping.CancelAsync();
+        }
+
         await _listening;
     }
 
@@ -261,6 +265,8 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
             }
             catch (Exception error) when (PostgresErrors.IsOutage(error) || error is UnavailableException)
             {
+                // The listener is the first to notice a lost database, even when nothing is being written.
+                health.Failed(error);
                 LogListenFailed(log, error.Message);
                 try
                 {

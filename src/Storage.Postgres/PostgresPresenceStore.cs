@@ -32,6 +32,7 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
     private readonly WriteBehindWriter _writeBehind;
     private readonly CancellationTokenSource _stopping = new();
     private Task _running = Task.CompletedTask;
+    private int _disposed;
 
     public PostgresPresenceStore(
         NpgsqlDataSource data,
@@ -46,15 +47,16 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
         _log = log;
         _partitions = cluster.Value.Partitions;
         _flushInterval = TimeSpan.FromSeconds(storage.Value.FlushIntervalSeconds);
-        _events = new PostgresEventLog(data, events.Value.Retention, log);
         _health = new StorageHealth(data, time, log);
+        _events = new PostgresEventLog(data, events.Value.Retention, _health, log);
         _writer = new CommitWriter(data, _events, _health, _stats, log);
         _writeBehind = new WriteBehindWriter(data, _health, _stats, log);
     }
 
     public IEventLog Events => _events;
 
-    public bool IsAvailable => _health.IsAvailable;
+    /// <summary>The database answers, and no unanswered COMMIT waits to be resolved.</summary>
+    public bool IsAvailable => _health.IsAvailable && !_writer.HasUnresolved;
 
     /// <summary>Counts of what the writers did (benchmarks report round trips and batch sizes from it).</summary>
     public StorageStatsSnapshot Stats => _stats.Snapshot();
@@ -93,11 +95,13 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
 
     public async ValueTask DisposeAsync()
     {
-        if (!_stopping.IsCancellationRequested)
+        // The container may dispose the store once per registration that resolves to it.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
-            await _stopping.CancelAsync();
+            return;
         }
 
+        await _stopping.CancelAsync();
         await _running;
         await _events.DisposeAsync();
         _health.Dispose();
@@ -131,16 +135,13 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
 
     public ValueTask CommitAsync(PartitionCommit commit, CancellationToken cancellationToken = default)
     {
-        _writeBehind.Forget(commit.Removals);
-        var durable = _writer.CommitAsync(commit);
-        if (!_health.IsAvailable)
+        if (!IsAvailable)
         {
-            // Kept and written when the database answers; the caller must not wait for that.
-            durable.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
             throw new StorageUnavailableException("storage is unavailable; retry later");
         }
 
-        return new ValueTask(durable);
+        _writeBehind.Forget(commit.Removals);
+        return new ValueTask(_writer.CommitAsync(commit));
     }
 
     public void WriteBehind(int partition, long epoch, IReadOnlyList<DeviceRecord> devices) =>

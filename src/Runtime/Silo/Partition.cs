@@ -36,6 +36,9 @@ internal sealed class Partition : IThreadPoolWorkItem
     private readonly List<DeviceKey> _emptied = [];
     private readonly List<GrainCall> _barriers = [];
 
+    // Devices whose commit failed: deactivated, and activated again from storage once it answers.
+    private readonly HashSet<DeviceKey> _reload = [];
+
     private const int LaneIdle = 0, LaneWaiting = 1, LaneAdmitted = 2;
     private int _laneState;
     private bool _admittedThisTurn;
@@ -198,6 +201,11 @@ internal sealed class Partition : IThreadPoolWorkItem
             var now = _silo.Now();
             if (Interlocked.Exchange(ref _tickRequested, 0) != 0)
             {
+                if (_reload.Count > 0 && Store.IsAvailable)
+                {
+                    await ReloadAsync(now).ConfigureAwait(false);
+                }
+
                 _wheel.Advance(now, _due);
                 if (now >= _nextFlush)
                 {
@@ -303,7 +311,7 @@ internal sealed class Partition : IThreadPoolWorkItem
             _calls.Clear();
             _commit.Clear();
             _emptied.Clear();
-            Volatile.Write(ref _quiet, _wheel.Count == 0 && _dirty.Count == 0 && _dueIndex >= _due.Count);
+            Volatile.Write(ref _quiet, _wheel.Count == 0 && _dirty.Count == 0 && _reload.Count == 0 && _dueIndex >= _due.Count);
         }
     }
 
@@ -326,16 +334,59 @@ internal sealed class Partition : IThreadPoolWorkItem
         }
         catch (UnavailableException error)
         {
+            var keys = new HashSet<DeviceKey>(_commit.Upserts.Select(device => device.Key));
+            keys.UnionWith(_commit.Removals);
+            keys.UnionWith(_commit.Events.Select(e => e.Key));
             if (error is PartitionFencedException fenced)
             {
                 Volatile.Write(ref _fenced, fenced);
                 _silo.Log.PartitionFenced(Id, Epoch);
             }
+            else
+            {
+                // Not written: forget what memory holds of these devices and read them again from storage, so a
+                // 503 leaves nothing applied. Until then a call for one of them loads it itself.
+                foreach (var key in keys)
+                {
+                    Deactivate(key);
+                    _dirty.Remove(key);
+                    _reload.Add(key);
+                }
+            }
 
-            var keys = new HashSet<DeviceKey>(_commit.Upserts.Select(device => device.Key));
-            keys.UnionWith(_commit.Removals);
-            keys.UnionWith(_commit.Events.Select(e => e.Key));
             return (keys, error);
+        }
+    }
+
+    /// <summary>
+    /// Activates again, from storage, the devices of failed commits that no call has brought back yet, so the online
+    /// ones among them are timed again (with the recovery grace from now).
+    /// </summary>
+    private async Task ReloadAsync(DateTime now)
+    {
+        foreach (var key in _reload.Take(MaxCallsPerTurn).ToList())
+        {
+            if (!_activations.ContainsKey(key))
+            {
+                DeviceRecord? state;
+                try
+                {
+                    state = await _silo.Store.ReadDeviceAsync(key).ConfigureAwait(false);
+                }
+                catch (UnavailableException)
+                {
+                    return; // gone again: a later tick retries
+                }
+
+                if (state is not null)
+                {
+                    var grain = Activate(key, state);
+                    grain.GrantRecoveryGrace(now, Policy);
+                    Touch(grain, now);
+                }
+            }
+
+            _reload.Remove(key);
         }
     }
 

@@ -28,9 +28,10 @@ public interface IPresenceStore
     IAsyncEnumerable<DeviceRecord> ReadOnlineDevicesAsync(int partitionCount, IReadOnlySet<int> partitions, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Makes one turn's durable changes durable. When it throws <see cref="StorageUnavailableException"/> the store
-    /// keeps the commit and writes it, exactly once, when storage answers again: the caller cannot know whether it
-    /// is durable yet, only that it will be. <see cref="PartitionFencedException"/> means it never will.
+    /// Makes one turn's durable changes durable. <see cref="StorageUnavailableException"/> means it was not written
+    /// (the caller must reload the devices concerned from storage once it is available), except when its COMMIT got
+    /// no answer: then the store finds out what happened before it reports itself available again, so the reload
+    /// reads the truth either way. <see cref="PartitionFencedException"/>: another process owns the partition now.
     /// </summary>
     ValueTask CommitAsync(PartitionCommit commit, CancellationToken cancellationToken = default);
 
