@@ -16,7 +16,7 @@ using Presence.Testing;
 namespace Presence.Gateway.Tests;
 
 /// <summary>
-/// The real gateway (embedded silo, memory storage) on Kestrel at a free loopback port, with driven time.
+/// The real gateway (embedded silo, memory storage unless the settings say otherwise) on Kestrel at a free loopback port, with driven time.
 /// Settings are configuration keys exactly as an operator would write them.
 /// </summary>
 public class PresenceServer : WebApplicationFactory<Program>
@@ -27,8 +27,11 @@ public class PresenceServer : WebApplicationFactory<Program>
     {
     }
 
-    protected PresenceServer(Dictionary<string, string> settings)
+    /// <param name="settings">Configuration keys over the defaults below.</param>
+    /// <param name="start">Where the driven clock starts (a restarted gateway continues from the time it stopped).</param>
+    protected PresenceServer(Dictionary<string, string> settings, DateTimeOffset? start = null)
     {
+        Time = start is { } at ? new ManualTimeProvider(at) : new ManualTimeProvider();
         _settings = new Dictionary<string, string>
         {
             ["Presence:Heartbeat:TimeoutSeconds"] = "3",
@@ -46,7 +49,7 @@ public class PresenceServer : WebApplicationFactory<Program>
         Http.BaseAddress = BaseAddress;
     }
 
-    public ManualTimeProvider Time { get; } = new();
+    public ManualTimeProvider Time { get; }
 
     public HttpClient Http { get; }
 
