@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Presence.Runtime.Silo;
 using Presence.Testing;
 
@@ -21,7 +22,10 @@ namespace Presence.Gateway.Tests;
 /// </summary>
 public class PresenceServer : WebApplicationFactory<Program>
 {
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(60);
+
     private readonly Dictionary<string, string> _settings;
+    private int _disposed;
 
     public PresenceServer() : this(new Dictionary<string, string>())
     {
@@ -70,6 +74,31 @@ public class PresenceServer : WebApplicationFactory<Program>
         }
 
         builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Time));
+    }
+
+    /// <summary>
+    /// Stops the gateway the way its own <c>app.Run()</c> does, and only that way: the base class would call the host's
+    /// <c>StopAsync</c> while <c>app.Run()</c>, woken by the same stop, calls it too and then disposes the host, so
+    /// hosted services were stopped twice at once and sometimes after their disposal (ObjectDisposedException;
+    /// dotnet/aspnetcore#40271). Returns once the host has stopped; <c>app.Run()</c> disposes it.
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        var lifetime = Services.GetRequiredService<IHostApplicationLifetime>();
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (lifetime.ApplicationStopped.Register(stopped.SetResult))
+        {
+            lifetime.StopApplication();
+            await stopped.Task.WaitAsync(StopTimeout);
+        }
+
+        Http.Dispose();
+        GC.SuppressFinalize(this);
     }
 
     /// <summary>Moves the clock, then waits until the silo has applied every timer that fell due.</summary>

@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 
 namespace Presence.Gateway.Tests.Postgres;
 
@@ -19,7 +18,6 @@ public sealed class PostgresPresenceServer : PresenceServer
 {
     private readonly string _connectionString;
     private readonly Dictionary<string, string> _extra;
-    private bool _disposed;
 
     public PostgresPresenceServer(string connectionString, DateTimeOffset? start = null, Dictionary<string, string>? settings = null)
         : base(Settings(connectionString, settings), start)
@@ -43,36 +41,6 @@ public sealed class PostgresPresenceServer : PresenceServer
         await next.Silo.Recovery.WaitAsync(TimeSpan.FromSeconds(30));
         return next;
     }
-
-    /// <summary>
-    /// Stops the gateway. The host's disposal currently throws <see cref="ObjectDisposedException"/> because the
-    /// dependency container disposes the PostgreSQL store once per registration (see
-    /// <c>GatewayCrashTests.Sigterm_stops_the_gateway_process_cleanly_with_exit_code_0</c>, which shows it); that is
-    /// recorded in <see cref="DisposeError"/> instead of failing every test here, and the data source the container
-    /// never got to is disposed, so no pooled connection outlives the gateway.
-    /// </summary>
-    public override async ValueTask DisposeAsync()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        var data = Services.GetRequiredService<NpgsqlDataSource>();
-        try
-        {
-            await base.DisposeAsync();
-        }
-        catch (ObjectDisposedException error)
-        {
-            DisposeError = error;
-            await data.DisposeAsync();
-        }
-    }
-
-    /// <summary>What disposing the host threw, if anything.</summary>
-    public ObjectDisposedException? DisposeError { get; private set; }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
