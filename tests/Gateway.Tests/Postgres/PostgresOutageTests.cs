@@ -1,6 +1,12 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
+using Npgsql;
+using Presence.Grains.Abstractions;
+using Presence.Runtime.Partitioning;
+using Presence.Runtime.Storage;
 using Presence.Testing;
+using Xunit.Abstractions;
 
 namespace Presence.Gateway.Tests.Postgres;
 
@@ -10,9 +16,13 @@ namespace Presence.Gateway.Tests.Postgres;
 /// whatever needs a durable write or a database read is 503 with <c>Retry-After</c>, nobody is declared offline
 /// while that cannot be made durable, and everything catches up when the database is back.
 /// </summary>
-public sealed class PostgresOutageTests(PostgresFixture postgres) : IClassFixture<PostgresFixture>
+public sealed class PostgresOutageTests(PostgresFixture postgres, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
     private static readonly TimeSpan Recovered = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a request may take to be answered while PostgreSQL is down (503 or from memory): generous.</summary>
+    private static readonly TimeSpan Answered = TimeSpan.FromSeconds(5);
+    private const int Registrations = 1000;
 
     [Fact]
     public async Task During_an_outage_online_devices_are_served_from_memory_durable_work_is_refused_and_all_catches_up_after()
@@ -155,6 +165,139 @@ public sealed class PostgresOutageTests(PostgresFixture postgres) : IClassFixtur
         {
             await EnsureRunningAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_postgres_crash_during_registrations_loses_no_acknowledged_one_and_duplicates_no_event()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        var server = new PostgresPresenceServer(database);
+        try
+        {
+            var start = await server.CursorAsync();
+            var acknowledged = new ConcurrentBag<string>();
+            var answered = 0;
+            var someAnswered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var registering = Enumerable.Range(0, Registrations).Select(i => $"pg-crash-{i:D4}").Select(async id =>
+            {
+                using var response = await server.HeartbeatAsync(id);
+                Assert.True(
+                    response.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable,
+                    $"heartbeat {id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    acknowledged.Add(id);
+                    if (Interlocked.Increment(ref answered) == 10)
+                    {
+                        someAnswered.TrySetResult();
+                    }
+                }
+            }).ToList();
+
+            // Immediate shutdown (no checkpoint, connections cut) while registrations are being committed. Some
+            // requests may only be answered once the database is back (see the next test), so it comes back first.
+            await someAnswered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            await postgres.Server.CrashAsync();
+            await postgres.Server.StartAgainAsync();
+            await Task.WhenAll(registering).WaitAsync(Recovered);
+            await Api.EventuallyAsync(async () => await ReadyAsync(server) == HttpStatusCode.OK, Recovered, "/readyz turns 200 again");
+            await server.Silo.QuiesceAsync();
+            await server.Silo.Store.FlushAsync();
+            var served = (await server.EventsAsync(start)).Select(e => e.GetRawText()).ToList();
+
+            server = await server.RestartAsync(TimeSpan.FromSeconds(1));
+            var listed = (await server.GetJsonAsync("/api/v1/devices?limit=1000")).GetProperty("devices").EnumerateArray()
+                .Select(d => d.GetProperty("device_id").GetString()!).ToHashSet();
+            var events = await server.EventsAsync(start);
+            output.WriteLine($"{acknowledged.Count} of {Registrations} registrations acknowledged around the crash; {listed.Count} devices exist after it");
+
+            Assert.All(acknowledged, id => Assert.Contains(id, listed));
+            var byDevice = events.GroupBy(e => e.Device()).ToDictionary(g => g.Key, g => g.Select(e => $"{e.Summary()} {e.GetProperty("sequence").GetInt64()}").ToList());
+            Assert.Equal(listed.Order(StringComparer.Ordinal), byDevice.Keys.Order(StringComparer.Ordinal));
+            Assert.All(byDevice, pair => Assert.Equal(["registered 1", "online/heartbeat 2"], pair.Value));
+            Assert.Equal(events.Count, events.Select(e => e.Id()).Distinct().Count());
+            Assert.Equal(served, events.Select(e => e.GetRawText()));
+        }
+        finally
+        {
+            await EnsureRunningAsync();
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_commit_left_unanswered_by_an_outage_does_not_freeze_the_partitions_queued_behind_it()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        await using var server = new PostgresPresenceServer(database);
+        int PartitionOf(string id) => PartitionHash.Of(Key(id), server.Silo.PartitionCount);
+        const string InFlight = "pg-unanswered-first";
+        const string Online = "pg-unanswered-online";
+        var queued = Enumerable.Range(0, 100_000).Select(i => $"pg-unanswered-queued-{i}").First(id => PartitionOf(id) == PartitionOf(Online));
+        Assert.NotEqual(PartitionOf(InFlight), PartitionOf(Online));
+        try
+        {
+            await server.BeatAsync(InFlight);
+            await server.BeatAsync(queued);
+            await server.AdvanceAsync(TimeSpan.FromSeconds(3.5));                  // both offline; their grains stay active
+            await server.BeatAsync(Online);
+
+            // Fault injection: a transaction that appends events now waits, at COMMIT, for a lock this test holds.
+            Task<HeartbeatResult> inFlight, behind;
+            var blocker = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(database) { Pooling = false }.ConnectionString);
+            await using (blocker)
+            {
+                await blocker.OpenAsync();
+                await ExecuteAsync(blocker,
+                    "CREATE FUNCTION presence_test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS " +
+                    "$$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$; " +
+                    "CREATE CONSTRAINT TRIGGER presence_test_hold_commit AFTER INSERT ON presence_events " +
+                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION presence_test_hold_commit(); " +
+                    "SELECT pg_advisory_lock(4242)");
+
+                // Coming back online must be durable: this commit is sent, and its COMMIT waits.
+                inFlight = server.Silo.HeartbeatAsync(Key(InFlight), new HeartbeatInput(InFlight)).AsTask();
+                await Api.EventuallyAsync(
+                    async () => await ExecuteAsync(blocker,
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'commit%' " +
+                        "AND wait_event_type = 'Lock' AND wait_event = 'advisory'") is 1L,
+                    TimeSpan.FromSeconds(10),
+                    "the first commit waits at COMMIT");
+
+                // Its partition being idle, this call runs its turn at once: when it returns, its commit is queued
+                // behind the one in flight.
+                behind = server.Silo.HeartbeatAsync(Key(queued), new HeartbeatInput(queued)).AsTask();
+                Assert.False(behind.IsCompleted);
+
+                // The database stops: the COMMIT in flight gets no answer.
+                await postgres.Server.StopAsync();
+            }
+
+            Assert.IsAssignableFrom<UnavailableException>(await Record.ExceptionAsync(() => inFlight.WaitAsync(Answered)));
+
+            // While it is down, the queued change is refused (503), and the online device of that partition is served from memory.
+            var online = server.HeartbeatAsync(Online);
+            await Record.ExceptionAsync(() => Task.WhenAll(behind, online).WaitAsync(Answered));
+            Assert.True(
+                behind.Exception?.InnerException is UnavailableException && online.IsCompletedSuccessfully,
+                $"while PostgreSQL was down, within {Answered.TotalSeconds} s: the change queued behind the unanswered COMMIT " +
+                (behind.Status switch { TaskStatus.Faulted => $"failed with {behind.Exception!.InnerException!.GetType().Name}", TaskStatus.RanToCompletion => "succeeded", _ => "got no answer" }) +
+                "; the heartbeat of an online device in the same partition " + (online.IsCompleted ? "was answered" : "got no answer"));
+            using var response = await online;
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        finally
+        {
+            await EnsureRunningAsync();
+        }
+    }
+
+    private static DeviceKey Key(string deviceId) => new(DeviceKey.DefaultTenant, deviceId);
+
+    private static async Task<object?> ExecuteAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
     }
 
     private static async Task<HttpStatusCode> ReadyAsync(PresenceServer server)
