@@ -242,27 +242,14 @@ public sealed class PostgresOutageTests(PostgresFixture postgres, ITestOutputHel
             await server.AdvanceAsync(TimeSpan.FromSeconds(3.5));                  // both offline; their grains stay active
             await server.BeatAsync(Online);
 
-            // Fault injection: a transaction that appends events now waits, at COMMIT, for a lock this test holds.
             Task<HeartbeatResult> inFlight, behind;
-            var blocker = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(database) { Pooling = false }.ConnectionString);
-            await using (blocker)
+            await using (var blocker = await OpenAsync(database))
             {
-                await blocker.OpenAsync();
-                await ExecuteAsync(blocker,
-                    "CREATE FUNCTION presence_test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS " +
-                    "$$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$; " +
-                    "CREATE CONSTRAINT TRIGGER presence_test_hold_commit AFTER INSERT ON presence_events " +
-                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION presence_test_hold_commit(); " +
-                    "SELECT pg_advisory_lock(4242)");
+                await HoldCommitsAsync(blocker);
 
                 // Coming back online must be durable: this commit is sent, and its COMMIT waits.
                 inFlight = server.Silo.HeartbeatAsync(Key(InFlight), new HeartbeatInput(InFlight)).AsTask();
-                await Api.EventuallyAsync(
-                    async () => await ExecuteAsync(blocker,
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'commit%' " +
-                        "AND wait_event_type = 'Lock' AND wait_event = 'advisory'") is 1L,
-                    TimeSpan.FromSeconds(10),
-                    "the first commit waits at COMMIT");
+                await WaitUntilACommitIsHeldAsync(blocker);
 
                 // Its partition being idle, this call runs its turn at once: when it returns, its commit is queued
                 // behind the one in flight.
@@ -292,7 +279,87 @@ public sealed class PostgresOutageTests(PostgresFixture postgres, ITestOutputHel
         }
     }
 
+    [Fact]
+    public async Task After_a_crash_loses_an_unanswered_commit_the_gateway_accepts_changes_again()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        await using var server = new PostgresPresenceServer(database, settings: new() { ["shutdownTimeoutSeconds"] = "5" });
+        const string InFlight = "pg-lost-first";
+        try
+        {
+            await server.BeatAsync(InFlight);
+            await server.AdvanceAsync(TimeSpan.FromSeconds(3.5));                  // offline; its grain stays active
+
+            // The WAL writer now flushes rarely, so the crash loses the WAL of the transaction whose COMMIT waits:
+            // PostgreSQL comes back as if it had never begun (as after a failover to a replica that had not received it).
+            await SetWalWriterDelayAsync("10s");
+            Task<HeartbeatResult> inFlight;
+            await using (var blocker = await OpenAsync(database))
+            {
+                await HoldCommitsAsync(blocker);
+                inFlight = server.Silo.HeartbeatAsync(Key(InFlight), new HeartbeatInput(InFlight)).AsTask();
+                await WaitUntilACommitIsHeldAsync(blocker);
+                await postgres.Server.CrashAsync();
+            }
+
+            Assert.IsAssignableFrom<UnavailableException>(await Record.ExceptionAsync(() => inFlight.WaitAsync(Answered)));
+            await postgres.Server.StartAgainAsync();
+            await Api.EventuallyAsync(async () => await ReadyAsync(server) == HttpStatusCode.OK, Recovered, "/readyz turns 200 again");
+
+            // Ready again: a registration is answered (once the writer's backoff has passed, a few seconds at most).
+            var registration = server.HeartbeatAsync("pg-lost-after");
+            var answer = await Record.ExceptionAsync(() => registration.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.True(answer is null, "a registration got no answer within 10 s after /readyz turned 200 again: durable writes never resume");
+            using var response = await registration;
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        finally
+        {
+            await EnsureRunningAsync();
+            await SetWalWriterDelayAsync(null);
+        }
+    }
+
     private static DeviceKey Key(string deviceId) => new(DeviceKey.DefaultTenant, deviceId);
+
+    private static async Task<NpgsqlConnection> OpenAsync(string connectionString)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    /// <summary>
+    /// Fault injection: from now on a transaction that appends events waits, at COMMIT, for an advisory lock that
+    /// <paramref name="connection"/> holds until it closes (or the server stops).
+    /// </summary>
+    private static async Task HoldCommitsAsync(NpgsqlConnection connection)
+    {
+        await ExecuteAsync(connection,
+            "CREATE FUNCTION presence_test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS " +
+            "$$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$");
+        await ExecuteAsync(connection,
+            "CREATE CONSTRAINT TRIGGER presence_test_hold_commit AFTER INSERT ON presence_events " +
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION presence_test_hold_commit()");
+        await ExecuteAsync(connection, "SELECT pg_advisory_lock(4242)");
+    }
+
+    /// <summary>Waits (bounded) until a session of the database waits at COMMIT for the lock of <see cref="HoldCommitsAsync"/>.</summary>
+    private static Task WaitUntilACommitIsHeldAsync(NpgsqlConnection connection) =>
+        Api.EventuallyAsync(
+            async () => await ExecuteAsync(connection,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'commit%' " +
+                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'") is 1L,
+            TimeSpan.FromSeconds(10),
+            "a commit waits at COMMIT");
+
+    /// <summary>Sets (or with null resets) the server's <c>wal_writer_delay</c>.</summary>
+    private async Task SetWalWriterDelayAsync(string? delay)
+    {
+        await using var admin = await OpenAsync(postgres.Server.ConnectionString);
+        await ExecuteAsync(admin, delay is null ? "ALTER SYSTEM RESET wal_writer_delay" : $"ALTER SYSTEM SET wal_writer_delay = '{delay}'");
+        await ExecuteAsync(admin, "SELECT pg_reload_conf()");
+    }
 
     private static async Task<object?> ExecuteAsync(NpgsqlConnection connection, string sql)
     {
