@@ -10,25 +10,32 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Presence.Runtime.Silo;
 using Presence.Testing;
 
 namespace Presence.Gateway.Tests;
 
 /// <summary>
-/// The real gateway (embedded silo, memory storage) on Kestrel at a free loopback port, with driven time.
+/// The real gateway (embedded silo, memory storage unless the settings say otherwise) on Kestrel at a free loopback port, with driven time.
 /// Settings are configuration keys exactly as an operator would write them.
 /// </summary>
 public class PresenceServer : WebApplicationFactory<Program>
 {
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(60);
+
     private readonly Dictionary<string, string> _settings;
+    private int _disposed;
 
     public PresenceServer() : this(new Dictionary<string, string>())
     {
     }
 
-    protected PresenceServer(Dictionary<string, string> settings)
+    /// <param name="settings">Configuration keys over the defaults below.</param>
+    /// <param name="start">Where the driven clock starts (a restarted gateway continues from the time it stopped).</param>
+    protected PresenceServer(Dictionary<string, string> settings, DateTimeOffset? start = null)
     {
+        Time = start is { } at ? new ManualTimeProvider(at) : new ManualTimeProvider();
         _settings = new Dictionary<string, string>
         {
             ["Presence:Heartbeat:TimeoutSeconds"] = "3",
@@ -46,7 +53,7 @@ public class PresenceServer : WebApplicationFactory<Program>
         Http.BaseAddress = BaseAddress;
     }
 
-    public ManualTimeProvider Time { get; } = new();
+    public ManualTimeProvider Time { get; }
 
     public HttpClient Http { get; }
 
@@ -67,6 +74,31 @@ public class PresenceServer : WebApplicationFactory<Program>
         }
 
         builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Time));
+    }
+
+    /// <summary>
+    /// Stops the gateway the way its own <c>app.Run()</c> does, and only that way: the base class would call the host's
+    /// <c>StopAsync</c> while <c>app.Run()</c>, woken by the same stop, calls it too and then disposes the host, so
+    /// hosted services were stopped twice at once and sometimes after their disposal (ObjectDisposedException;
+    /// dotnet/aspnetcore#40271). Returns once the host has stopped; <c>app.Run()</c> disposes it.
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        var lifetime = Services.GetRequiredService<IHostApplicationLifetime>();
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (lifetime.ApplicationStopped.Register(stopped.SetResult))
+        {
+            lifetime.StopApplication();
+            await stopped.Task.WaitAsync(StopTimeout);
+        }
+
+        Http.Dispose();
+        GC.SuppressFinalize(this);
     }
 
     /// <summary>Moves the clock, then waits until the silo has applied every timer that fell due.</summary>
