@@ -190,6 +190,7 @@ internal static partial class PostgresScenario
                 "--ids", "sequential", "--max-seconds", "600", "--server-pid", Text(server.Pid), .. DbPid(pg),
             ], TimeSpan.FromMinutes(11), context.CancellationToken);
             before = await SampleAsync(pg, database, context.CancellationToken);
+            var threads = ProcStats.CpuByThreadName(server.Pid);
             report = await LoadGenProcess.RunAsync(context.Paths,
             [
                 "--url", server.Url.ToString(), "--connections", Text(connections), "--duration", Text(duration), "--warmup", Text(warmup),
@@ -197,6 +198,9 @@ internal static partial class PostgresScenario
             ], TimeSpan.FromSeconds(duration + warmup + 60), context.CancellationToken);
             after = await SampleAsync(pg, database, context.CancellationToken);
             figures = Figures.Load(report);
+
+            // Whole timed run, warm-up included: e.g. how much went to the background GC (".NET BGC").
+            figures["server_cpu_s_by_thread"] = ProcStats.CpuDelta(threads, ProcStats.CpuByThreadName(server.Pid));
             figures["server_rss_mb"] = Figures.Round(server.RssBytes / 1048576.0, 1);
         }
         finally
