@@ -120,14 +120,14 @@ internal static class ResultsTable
         {
             Row(text, postgres, Invariant($"steady heartbeat req/s, {row!["connections"]} conns"),
                 Invariant($"postgres {N(row["postgres_rps"])} (p99 {row["postgres_p99_ms"]} ms, gateway {row["postgres_gateway_cpu_us_per_request"]} + PostgreSQL {row["postgres_db_cpu_us_per_request"]} us CPU/req)"),
-                Invariant($"memory {N(row["memory_rps"])} (p99 {row["memory_p99_ms"]} ms, {row["memory_gateway_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}"),
+                Invariant($"memory {N(row["memory_rps"])} (p99 {row["memory_p99_ms"]} ms, {row["memory_gateway_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}, CPU ratio {row["cpu_ratio"]}"),
                 ">= 0.8", Verdict((double)row["ratio"]! >= 0.8));
         }
 
         if (steady["headline"] is { } headline)
         {
             Row(text, postgres, Invariant($"headline: memory's best count ({headline["connections"]} conns)"),
-                Invariant($"ratio {headline["ratio"]}"), Invariant($"best ratio {headline["best_ratio"]} at {headline["best_ratio_connections"]} conns"),
+                Invariant($"ratio {headline["ratio"]} (CPU ratio {headline["cpu_ratio"]})"), Invariant($"best ratio {headline["best_ratio"]} at {headline["best_ratio_connections"]} conns"),
                 ">= 0.8", Verdict((bool)headline["pass"]!));
         }
     }
