@@ -39,7 +39,7 @@ internal static class ResultsTable
             {
                 Row(text, throughput, Invariant($"heartbeat req/s, {row!["connections"]} conns"),
                     Invariant($"gateway {N(row["gateway_rps"])} (p99 {row["gateway_p99_ms"]} ms, {row["gateway_cpu_us_per_request"]} us CPU/req)"),
-                    Invariant($"bare {N(row["bare_rps"])} (p99 {row["bare_p99_ms"]} ms, {row["bare_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}, CPU ratio {row["cpu_ratio"]}"),
+                    Invariant($"bare {N(row["bare_rps"])} (p99 {row["bare_p99_ms"]} ms, {row["bare_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}{(row["round_ratios"] is { } rounds ? " (rounds " + rounds.ToJsonString() + ")" : "")}, CPU ratio {row["cpu_ratio"]}"),
                     ">= 0.9", Verdict((double)row["ratio"]! >= 0.9));
             }
 
@@ -120,7 +120,7 @@ internal static class ResultsTable
         {
             Row(text, postgres, Invariant($"steady heartbeat req/s, {row!["connections"]} conns"),
                 Invariant($"postgres {N(row["postgres_rps"])} (p99 {row["postgres_p99_ms"]} ms, gateway {row["postgres_gateway_cpu_us_per_request"]} + PostgreSQL {row["postgres_db_cpu_us_per_request"]} us CPU/req)"),
-                Invariant($"memory {N(row["memory_rps"])} (p99 {row["memory_p99_ms"]} ms, {row["memory_gateway_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}, CPU ratio {row["cpu_ratio"]}"),
+                Invariant($"memory {N(row["memory_rps"])} (p99 {row["memory_p99_ms"]} ms, {row["memory_gateway_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}{(row["round_ratios"] is { } rounds ? " (rounds " + rounds.ToJsonString() + ")" : "")}, CPU ratio {row["cpu_ratio"]}"),
                 ">= 0.8", Verdict((double)row["ratio"]! >= 0.8));
         }
 

@@ -142,6 +142,11 @@ internal static partial class PostgresScenario
             row["cpu_ratio"] = Figures.Round((double)row["memory_gateway_cpu_us_per_request"]! /
                 Math.Max((double)row["postgres_gateway_cpu_us_per_request"]! + (double)row["postgres_db_cpu_us_per_request"]!, 0.001));
 
+            // Each round's pair ran back to back: the spread of their ratios shows how much the machine moved.
+            row["round_ratios"] = new JsonArray([.. memory.Zip(postgres, (m, p) => (JsonNode)Figures.Round((double)p["rps"]! / Math.Max((double)m["rps"]!, 1)))]);
+            row["round_cpu_ratios"] = new JsonArray([.. memory.Zip(postgres, (m, p) => (JsonNode)Figures.Round(
+                ((double?)m["server_cpu_us_per_request"] ?? 0) / Math.Max(((double?)p["server_cpu_us_per_request"] ?? 0) + ((double?)p["db_cpu_us_per_request"] ?? 0), 0.001)))]);
+
             // Store accounting of the median postgres run (by req/s).
             var median = postgres.OrderBy(r => (double)r["rps"]!).ElementAt(postgres.Count / 2);
             row["store"] = median["store"]?.DeepClone();
@@ -157,7 +162,7 @@ internal static partial class PostgresScenario
             }
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  => {connections} connections: memory {memoryRps:N0} req/s, postgres {postgresRps:N0} req/s, ratio {(double)row["ratio"]!:F3}"));
+                $"  => {connections} connections: memory {memoryRps:N0} req/s, postgres {postgresRps:N0} req/s, ratio {(double)row["ratio"]!:F3} (rounds: {row["round_ratios"]!.ToJsonString()}), CPU ratio {(double)row["cpu_ratio"]!:F3}"));
         }
 
         var steady = new JsonObject { ["by_connections"] = rows };
