@@ -173,8 +173,16 @@ internal sealed class PostgresProcess : IAsyncDisposable
 
                 if (withStatements)
                 {
-                    await server.QueryAsync("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", cancellationToken: cancellationToken);
-                    server.HasStatements = true;
+                    try
+                    {
+                        await server.QueryAsync("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", cancellationToken: cancellationToken);
+                        server.HasStatements = true;
+                    }
+                    catch
+                    {
+                        await server.DisposeAsync();
+                        throw;
+                    }
                 }
 
                 return server;
