@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 
 namespace Presence.Runner.Hosting;
 
@@ -14,12 +15,17 @@ internal static class ChildProcesses
     private static readonly Dictionary<int, Process> Running = [];
     private static readonly List<string> Directories = [];
     private static string? _pidFile;
+    private static PosixSignalRegistration? _terminate;
 
     public static void Install(string? pidFile)
     {
         _pidFile = pidFile;
         AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
         Console.CancelKeyPress += (_, _) => KillAll();
+
+        // A console program without a host dies on SIGTERM (run.sh's time limit, kill) without raising ProcessExit:
+        // the children would outlive it. Killing them here lets the default action (termination) follow.
+        _terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => KillAll());
     }
 
     public static Process Start(ProcessStartInfo start)
