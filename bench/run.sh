@@ -6,9 +6,10 @@
 #   bench/run.sh --full          the budgets' sizes: 1M devices, 15 s runs x 2 rounds (about 20-30 minutes)
 #   bench/run.sh --only "throughput delivery" --no-build
 #   bench/run.sh --full --only storm -- --timeout 240     (arguments after -- go to every scenario)
+#   bench/run.sh --only postgres   PostgreSQL vs memory storage, on a throwaway PostgreSQL (opt-in; ~5 minutes)
 set -euo pipefail
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODE=quick
@@ -35,7 +36,8 @@ mkdir -p "$OUT"
 PIDFILE="$OUT/children.pid"
 RUNNER_PID=""
 
-# The runner kills its own children on exit; this also covers the runner being killed outright.
+# The runner kills its own children on exit and deletes its temporary directories (a throwaway PostgreSQL's data);
+# this also covers the runner being killed outright.
 cleanup() {
   local status=$?
   if [[ -n "$RUNNER_PID" ]] && kill -0 "$RUNNER_PID" 2>/dev/null; then
@@ -47,6 +49,11 @@ cleanup() {
     while read -r pid; do
       [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
     done < "$PIDFILE"
+  fi
+  if [[ -s "$PIDFILE.dirs" ]]; then
+    while read -r dir; do
+      [[ "$dir" == */presence-bench-* ]] && rm -rf -- "$dir" || true
+    done < "$PIDFILE.dirs"
   fi
   exit "$status"
 }

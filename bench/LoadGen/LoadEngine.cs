@@ -127,13 +127,68 @@ public sealed class LoadEngine
         return Report(finished, from, to ?? Snapshot(process));
     }
 
-    private readonly record struct CpuSnapshot(TimeSpan Client, TimeSpan? Server, long Completed, long At);
+    private readonly record struct CpuSnapshot(TimeSpan Client, TimeSpan? Server, TimeSpan? Db, long Completed, long At);
 
     private CpuSnapshot Snapshot(Process self)
     {
         self.Refresh();
-        return new CpuSnapshot(self.TotalProcessorTime, ServerCpu(), Completed, Stopwatch.GetTimestamp());
+        return new CpuSnapshot(self.TotalProcessorTime, ServerCpu(), DbCpu(), Completed, Stopwatch.GetTimestamp());
     }
+
+    /// <summary>
+    /// CPU of the database's main process, of its live children, and of its children that have exited and been
+    /// waited for (<c>cutime</c>, <c>cstime</c>): a PostgreSQL server's backends are its children. From <c>/proc</c>,
+    /// assuming 100 clock ticks a second.
+    /// </summary>
+    private TimeSpan? DbCpu()
+    {
+        if (_options.DbPid is not { } pid)
+        {
+            return null;
+        }
+
+        try
+        {
+            var main = StatFields(File.ReadAllText($"/proc/{pid}/stat"));
+            long ticks = Field(main, 13) + Field(main, 14) + Field(main, 15) + Field(main, 16);
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                var name = Path.GetFileName(dir);
+                if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || name == pid.ToString(CultureInfo.InvariantCulture))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var fields = StatFields(File.ReadAllText(Path.Combine(dir, "stat")));
+                    if (Field(fields, 3) == pid)
+                    {
+                        ticks += Field(fields, 13) + Field(fields, 14);
+                    }
+                }
+                catch (IOException)
+                {
+                    // The process ended meanwhile.
+                }
+            }
+
+            return TimeSpan.FromSeconds(ticks / 100.0);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The fields of a <c>/proc/PID/stat</c> line: index i is proc(5)'s field i + 1 (the command, field 2, may hold spaces).</summary>
+    private static string[] StatFields(string stat)
+    {
+        var close = stat.LastIndexOf(')');
+        return ["", "", .. stat[(close + 2)..].Split(' ')];
+    }
+
+    private static long Field(string[] fields, int index) => long.Parse(fields[index], CultureInfo.InvariantCulture);
 
     private TimeSpan? ServerCpu()
     {
@@ -192,6 +247,7 @@ public sealed class LoadEngine
         var cpuRequests = Math.Max(to.Completed - from.Completed, 1);
         var clientCpu = (to.Client - from.Client).TotalSeconds;
         var serverCpu = to.Server is { } end && from.Server is { } begin ? (end - begin).TotalSeconds : (double?)null;
+        var dbCpu = to.Db is { } dbEnd && from.Db is { } dbBegin ? (dbEnd - dbBegin).TotalSeconds : (double?)null;
         var counts = new Dictionary<string, long>();
         for (var s = 0; s < status.Length; s++)
         {
@@ -213,6 +269,7 @@ public sealed class LoadEngine
             Seconds = Math.Round(seconds, 3),
             Requests = completed,
             Rps = Math.Round(completed / seconds, 1),
+            TotalRequests = Completed,
             LatencyMs = new LatencySummary(
                 Math.Round(histogram.PercentileMs(50), 3),
                 Math.Round(histogram.PercentileMs(90), 3),
@@ -226,6 +283,8 @@ public sealed class LoadEngine
             ClientCpuMicrosPerRequest = Math.Round(clientCpu * 1e6 / cpuRequests, 2),
             ServerCpuPercent = serverCpu is { } server ? Math.Round(server / cpuWall * 100, 1) : null,
             ServerCpuMicrosPerRequest = serverCpu is { } cost ? Math.Round(cost * 1e6 / cpuRequests, 2) : null,
+            DbCpuPercent = dbCpu is { } db ? Math.Round(db / cpuWall * 100, 1) : null,
+            DbCpuMicrosPerRequest = dbCpu is { } dbCost ? Math.Round(dbCost * 1e6 / cpuRequests, 2) : null,
         };
     }
 

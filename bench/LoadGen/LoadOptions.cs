@@ -51,6 +51,12 @@ public sealed record LoadOptions
     /// <summary>The server's process id on this machine: its CPU over the measured window is reported too.</summary>
     public int? ServerPid { get; init; }
 
+    /// <summary>
+    /// A database server's main process on this machine (PostgreSQL's postmaster): the CPU of it and its child
+    /// processes (the backends) over the measured window is reported too.
+    /// </summary>
+    public int? DbPid { get; init; }
+
     /// <summary>Keep every request's timestamps (for in-process callers that match them with events).</summary>
     public bool KeepSamples { get; init; }
 
@@ -71,6 +77,7 @@ public sealed record LoadOptions
           --client raw|http    raw sockets (default) or SocketsHttpHandler
           --max-seconds S      hard bound on the run (default 900)
           --server-pid PID     also report the server's CPU over the measured window (same machine)
+          --db-pid PID         also report the CPU of PID and its child processes (a database server) over that window
         Prints a human summary line, then one JSON line.
         """;
 
@@ -96,6 +103,7 @@ public sealed record LoadOptions
                 "client" => options with { Client = Enum.Parse<ClientKind>(value, ignoreCase: true) },
                 "max-seconds" => options with { MaxSeconds = Number(name, value) },
                 "server-pid" => options with { ServerPid = (int)Positive(name, value) },
+                "db-pid" => options with { DbPid = (int)Positive(name, value) },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
         }

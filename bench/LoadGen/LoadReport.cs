@@ -24,6 +24,10 @@ public sealed record LoadReport
     /// <summary>Responses to requests sent in the measured window.</summary>
     public required long Requests { get; init; }
     public required double Rps { get; init; }
+
+    /// <summary>Responses received over the whole run, warm-up included.</summary>
+    public long TotalRequests { get; init; }
+
     public required LatencySummary LatencyMs { get; init; }
     public required IReadOnlyDictionary<string, long> Status { get; init; }
 
@@ -43,6 +47,12 @@ public sealed record LoadReport
     /// <summary>The server's CPU per request over the same window, microseconds: its cost per heartbeat, less sensitive to a busy machine than req/s.</summary>
     public double? ServerCpuMicrosPerRequest { get; init; }
 
+    /// <summary>CPU of the database server's process tree (<see cref="LoadOptions.DbPid"/>) over the same window, % of one core.</summary>
+    public double? DbCpuPercent { get; init; }
+
+    /// <summary>The database server's CPU per request over the same window, microseconds.</summary>
+    public double? DbCpuMicrosPerRequest { get; init; }
+
     [JsonIgnore]
     public long Ok => Status.TryGetValue("200", out var ok) ? ok : 0;
 
@@ -59,6 +69,9 @@ public sealed record LoadReport
             + $"client CPU {ClientCpuPercent:F0}% of a core ({ClientCpuMicrosPerRequest:F1} us/req)")
             + (ServerCpuMicrosPerRequest is { } server
                 ? string.Create(CultureInfo.InvariantCulture, $" | server CPU {ServerCpuPercent:F0}% ({server:F1} us/req)")
+                : "")
+            + (DbCpuMicrosPerRequest is { } db
+                ? string.Create(CultureInfo.InvariantCulture, $" | db CPU {DbCpuPercent:F0}% ({db:F1} us/req)")
                 : "");
     }
 }

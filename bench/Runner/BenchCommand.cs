@@ -16,6 +16,12 @@ internal static class BenchCommand
           memory      RSS per tracked device                                   [--devices N --connections C --settle-seconds S]
           storm       N simultaneous timeouts + heartbeat p99 of live devices  [--devices N --timeout S --probe-rate R --probe-devices N --no-freeze --default-event-limits]
           delivery    heartbeat -> /ws/events latency                          [--rate R --duration S --background-rate R]
+          postgres    postgres vs memory storage: steady heartbeats, registration burst, store round trips
+                      (starts a throwaway PostgreSQL; skipped without its binaries)
+                                                                               [--connections 16,64,128 --duration S --warmup S --rounds R --devices N
+                                                                                --register-devices N --register-warmup N --register-connections C
+                                                                                --register-rounds R --parts steady,registration --flush-interval S
+                                                                                --pg-bin DIR --no-pg-stat-statements]
           report      print the results table of --out DIR
         Quick mode (default) uses small sizes; --full uses the budgets' sizes (1M devices).
         """;
@@ -79,6 +85,7 @@ internal static class BenchCommand
             "memory" => MemoryScenario.RunAsync,
             "storm" => StormScenario.RunAsync,
             "delivery" => DeliveryScenario.RunAsync,
+            "postgres" => PostgresScenario.RunAsync,
             _ => null,
         };
         if (run is null)

@@ -13,12 +13,14 @@ internal sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly Task _logging;
+    private Task<int?>? _stopped;
 
-    private ServerProcess(string name, Process process, Uri url, Task logging)
+    private ServerProcess(string name, Process process, Uri url, string logPath, Task logging)
     {
         Name = name;
         _process = process;
         Url = url;
+        LogPath = logPath;
         _logging = logging;
     }
 
@@ -26,7 +28,10 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri Url { get; }
 
-    public int Pid => _process.Id;
+    public int Pid { get; private init; }
+
+    /// <summary>The server's standard output and error (complete once <see cref="StopAsync"/> has returned).</summary>
+    public string LogPath { get; }
 
     public long RssBytes => ProcStats.RssBytes(Pid);
 
@@ -59,7 +64,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         var log = Path.Combine(logDir, $"{name}-{port.ToString(CultureInfo.InvariantCulture)}.log");
         var process = ChildProcesses.Start(start);
         var logging = CopyOutputAsync(process, log);
-        var server = new ServerProcess(name, process, url, logging);
+        var server = new ServerProcess(name, process, url, log, logging) { Pid = process.Id };
         try
         {
             await server.WaitHealthyAsync(log, cancellationToken);
@@ -77,11 +82,20 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public void Thaw() => ChildProcesses.Signal(Pid, "CONT");
 
-    public async ValueTask DisposeAsync()
+    /// <summary>
+    /// Graceful stop (SIGTERM, as a service manager would; SIGKILL after 15 s): the server flushes and logs its
+    /// shutdown lines. Returns its exit code, or null when it had to be killed. Idempotent.
+    /// </summary>
+    public Task<int?> StopAsync() => _stopped ??= StopOnceAsync();
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+
+    private async Task<int?> StopOnceAsync()
     {
         ChildProcesses.Signal(Pid, "CONT");
-        await ChildProcesses.StopAsync(_process, TimeSpan.FromSeconds(15));
+        var exitCode = await ChildProcesses.StopAsync(_process, TimeSpan.FromSeconds(15));
         await _logging;
+        return exitCode;
     }
 
     private async Task WaitHealthyAsync(string log, CancellationToken cancellationToken)
@@ -114,7 +128,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         throw new TimeoutException($"{Name} did not answer /healthz within 60 s; see {log}");
     }
 
-    private static async Task CopyOutputAsync(Process process, string path)
+    /// <summary>Copies a child's standard output and error, line by line, to a file.</summary>
+    internal static async Task CopyOutputAsync(Process process, string path)
     {
         await using var file = new StreamWriter(path) { AutoFlush = true };
         var gate = new SemaphoreSlim(1, 1);
@@ -137,7 +152,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         await Task.WhenAll(CopyAsync(process.StandardOutput), CopyAsync(process.StandardError));
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

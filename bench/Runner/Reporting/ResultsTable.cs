@@ -39,7 +39,7 @@ internal static class ResultsTable
             {
                 Row(text, throughput, Invariant($"heartbeat req/s, {row!["connections"]} conns"),
                     Invariant($"gateway {N(row["gateway_rps"])} (p99 {row["gateway_p99_ms"]} ms, {row["gateway_cpu_us_per_request"]} us CPU/req)"),
-                    Invariant($"bare {N(row["bare_rps"])} (p99 {row["bare_p99_ms"]} ms, {row["bare_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}, CPU ratio {row["cpu_ratio"]}"),
+                    Invariant($"bare {N(row["bare_rps"])} (p99 {row["bare_p99_ms"]} ms, {row["bare_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}{(row["round_ratios"] is { } rounds ? " (rounds " + rounds.ToJsonString() + ")" : "")}, CPU ratio {row["cpu_ratio"]}"),
                     ">= 0.9", Verdict((double)row["ratio"]! >= 0.9));
             }
 
@@ -82,7 +82,92 @@ internal static class ResultsTable
                 "p99 <= 100 ms", Verdict((bool)delivery["pass"]!));
         }
 
+        if (results.TryGetValue("postgres", out var postgres))
+        {
+            Postgres(text, postgres);
+        }
+
         return text.ToString();
+    }
+
+    private static void Postgres(StringBuilder text, JsonObject postgres)
+    {
+        if (postgres["skipped"] is not null)
+        {
+            Row(text, postgres, "postgres storage", Invariant($"skipped: {postgres["skip_reason"]}"), "-", "-", "skipped");
+            return;
+        }
+
+        if (postgres["steady"] is { } steady)
+        {
+            Steady(text, postgres, steady);
+        }
+
+        if (postgres["registration"] is { } registration)
+        {
+            Registration(text, postgres, registration);
+        }
+
+        if (postgres["steady"] is { } accounted)
+        {
+            WriteBehind(text, postgres, accounted);
+        }
+    }
+
+    private static void Steady(StringBuilder text, JsonObject postgres, JsonNode steady)
+    {
+        foreach (var row in steady["by_connections"]!.AsArray())
+        {
+            Row(text, postgres, Invariant($"steady heartbeat req/s, {row!["connections"]} conns"),
+                Invariant($"postgres {N(row["postgres_rps"])} (p99 {row["postgres_p99_ms"]} ms, gateway {row["postgres_gateway_cpu_us_per_request"]} + PostgreSQL {row["postgres_db_cpu_us_per_request"]} us CPU/req)"),
+                Invariant($"memory {N(row["memory_rps"])} (p99 {row["memory_p99_ms"]} ms, {row["memory_gateway_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]}{(row["round_ratios"] is { } rounds ? " (rounds " + rounds.ToJsonString() + ")" : "")}, CPU ratio {row["cpu_ratio"]}"),
+                ">= 0.8", Verdict((double)row["ratio"]! >= 0.8));
+        }
+
+        if (steady["headline"] is { } headline)
+        {
+            Row(text, postgres, Invariant($"headline: memory's best count ({headline["connections"]} conns)"),
+                Invariant($"ratio {headline["ratio"]} (CPU ratio {headline["cpu_ratio"]})"), Invariant($"best ratio {headline["best_ratio"]} at {headline["best_ratio_connections"]} conns"),
+                ">= 0.8", Verdict((bool)headline["pass"]!));
+        }
+    }
+
+    private static void Registration(StringBuilder text, JsonObject postgres, JsonNode registration)
+    {
+        var pg = Median(registration["postgres_runs"]!);
+        var memory = Median(registration["memory_runs"]!);
+        Row(text, postgres, Invariant($"registration burst, {N(registration["devices"])} new devices, {registration["connections"]} conns"),
+            Invariant($"postgres {N(registration["postgres_rps"])} devices/s, p50 {pg?["p50_ms"]} / p99 {pg?["p99_ms"]} ms, gateway {pg?["server_cpu_us_per_request"]} + PostgreSQL {pg?["db_cpu_us_per_request"]} us CPU/device"),
+            Invariant($"memory {N(registration["memory_rps"])} devices/s, p50 {memory?["p50_ms"]} / p99 {memory?["p99_ms"]} ms / ratio {registration["ratio"]}"),
+            "-", "(measured)");
+        if (pg?["store"] is { } burstStore)
+        {
+            Row(text, postgres, "durable group commit (registration)",
+                Invariant($"{burstStore["commits_per_transaction"]} partition commits per transaction; {burstStore["durable_transactions_per_1000_registrations"]} transactions and {burstStore["round_trips_per_1000_registrations"]} writer round trips per 1000 registrations"),
+                Invariant($"{N(burstStore["durable_transactions"])} transactions, {N(burstStore["round_trips"])} round trips (gateway life)"),
+                "-", "(measured)");
+        }
+    }
+
+    private static void WriteBehind(StringBuilder text, JsonObject postgres, JsonNode steady)
+    {
+        foreach (var row in steady["by_connections"]!.AsArray())
+        {
+            if (row!["store"] is { } store && store["write_behind_transactions_per_1000_heartbeats"] is not null)
+            {
+                Row(text, postgres, Invariant($"write-behind, {row["connections"]} conns"),
+                    Invariant($"average batch {store["write_behind_average_batch"]} devices; per 1000 heartbeats {store["write_behind_transactions_per_1000_heartbeats"]} transactions, {store["write_behind_round_trips_per_1000_heartbeats"]} round trips, {store["write_behind_devices_per_1000_heartbeats"]} rows updated"),
+                    Invariant($"{N(store["write_behind_batches"])} batches ({N(store["write_behind_devices"])} devices); registration: {store["commits_per_transaction"]} commits per transaction"),
+                    "-", "(measured)");
+            }
+        }
+    }
+
+    /// <summary>The run with the median req/s of a list of runs.</summary>
+    private static JsonNode? Median(JsonNode runs)
+    {
+        var sorted = runs.AsArray().OrderBy(r => (double)r!["rps"]!).ToList();
+        return sorted.Count == 0 ? null : sorted[sorted.Count / 2];
     }
 
     private static void Row(StringBuilder text, JsonObject result, string measure, string value, string baseline, string goal, string verdict) =>

@@ -30,6 +30,8 @@ internal sealed class ScenarioContext(BenchPaths paths, string outDir, bool full
 
     public int Int(string name, int quick, int full) => (int)Number(name, quick, full);
 
+    public string? Text(string name) => options.GetValueOrDefault(name);
+
     public bool Flag(string name) => options.TryGetValue(name, out var text) && text != "false";
 
     public IReadOnlyList<int> IntList(string name, string quick, string full) =>
