@@ -71,6 +71,11 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
                 try
                 {
                     await _signal.WaitAsync(cancellationToken);
+
+                    // One wake-up takes everything queued: drop the signals of commits a batch already took.
+                    while (_signal.Wait(0))
+                    {
+                    }
                 }
                 catch (OperationCanceledException)
                 {
@@ -177,6 +182,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
             }
 
             stats.RoundTrip();
+            events.Expect(head);
             try
             {
                 await transaction.CommitAsync(cancellationToken);
@@ -208,12 +214,14 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         catch (Exception error) when (PostgresErrors.IsOutage(error) && _unresolved?.Batch != batch)
         {
             // Not committed (the transaction never reached COMMIT): nothing of it was applied.
+            events.Expect(0);
             FailWaiters(batch, error);
             throw;
         }
         catch (Exception error) when (!PostgresErrors.IsOutage(error) && error is not OperationCanceledException)
         {
             // A bug, not an outage: retrying would fail forever. The callers get the error (500, logged there).
+            events.Expect(0);
             LogRejected(log, error, batch.Count);
             foreach (var pending in batch)
             {
@@ -258,6 +266,10 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         if (status == "committed" && await LastEventIsAtAsync(unresolved, cancellationToken))
         {
             Completed(unresolved.Batch, unresolved.Head, unresolved.Batch.Sum(p => p.Events.Length));
+        }
+        else
+        {
+            events.Expect(0); // its positions go to other commits now
         }
     }
 

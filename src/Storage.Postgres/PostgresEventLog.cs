@@ -22,6 +22,7 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
     private EventRing _ring = new(1);
     private long _head;
     private long _trimmedTo;
+    private long _expected;
     private readonly SemaphoreSlim _fetching = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private Task _listening = Task.CompletedTask;
@@ -241,7 +242,7 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
                 await using var connection = await data.OpenConnectionAsync(cancellationToken);
                 connection.Notification += (_, e) =>
                 {
-                    if (long.TryParse(e.Payload, out var head) && head > _ring.Head)
+                    if (long.TryParse(e.Payload, out var head) && head > _ring.Head && head != Volatile.Read(ref _expected))
                     {
                         _ = CatchUpAsync(head, cancellationToken);
                     }
@@ -254,9 +255,16 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
                 // Whatever was appended while nobody listened.
                 await RefreshAsync(cancellationToken);
                 backoff.Reset();
-                while (true)
+                try
                 {
-                    await connection.WaitAsync(cancellationToken);
+                    while (true)
+                    {
+                        await connection.WaitAsync(cancellationToken);
+                    }
+                }
+                finally
+                {
+                    await Unlisten(connection);
                 }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -279,6 +287,26 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
             }
         }
     }
+
+    /// <summary>The connection goes back to the pool without its LISTEN (the pool does not reset connections).</summary>
+    private static async Task Unlisten(NpgsqlConnection connection)
+    {
+        try
+        {
+            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
+            await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+        catch (Exception error) when (PostgresErrors.IsOutage(error) || error is InvalidOperationException)
+        {
+            // A broken connection is discarded by the pool anyway.
+        }
+    }
+
+    /// <summary>
+    /// This process is committing events up to <paramref name="head"/>: their doorbell must not make the log fetch
+    /// them back from the table (it gets them from the writer). 0 when the commit failed.
+    /// </summary>
+    public void Expect(long head) => Volatile.Write(ref _expected, head);
 
     private void AdvanceHead(long head) => InterlockedMax(ref _head, head);
 

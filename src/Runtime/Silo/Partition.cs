@@ -332,7 +332,7 @@ internal sealed class Partition : IThreadPoolWorkItem
             _silo.Metrics.Committed(_commit);
             return null;
         }
-        catch (UnavailableException error)
+        catch (Exception error)
         {
             var keys = new HashSet<DeviceKey>(_commit.Upserts.Select(device => device.Key));
             keys.UnionWith(_commit.Removals);
