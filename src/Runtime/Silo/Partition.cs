@@ -344,6 +344,11 @@ internal sealed class Partition : IThreadPoolWorkItem
             }
             else
             {
+                if (error is not UnavailableException)
+                {
+                    _silo.Log.TurnFailed(error, Id);
+                }
+
                 // Not written: forget what memory holds of these devices and read them again from storage, so a
                 // 503 leaves nothing applied. Until then a call for one of them loads it itself.
                 foreach (var key in keys)
