@@ -196,6 +196,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
                     _unresolved = new Unresolved(batch, xid.Value, head);
                 }
 
+                health.Failed(error);
                 FailWaiters(batch, error);
                 throw;
             }
@@ -215,6 +216,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         {
             // Not committed (the transaction never reached COMMIT): nothing of it was applied.
             events.Expect(0);
+            health.Failed(error);
             FailWaiters(batch, error);
             throw;
         }

@@ -43,7 +43,8 @@ internal static class EventRows
         DeviceRows.Add(command, "e_platform", NpgsqlDbType.Text, events, static e => e.Platform);
         DeviceRows.Add(command, "e_command_id", NpgsqlDbType.Text, events, static e => e.CommandId);
         DeviceRows.Add(command, "e_ok", NpgsqlDbType.Boolean, events, static e => e.Type == DeviceEventType.CommandResult ? (bool?)e.Ok : null);
-        DeviceRows.Add(command, "e_output", NpgsqlDbType.Text, events, static e => e.Output);
+        // PostgreSQL text cannot hold U+0000, which a device may put in a command's output.
+        DeviceRows.Add(command, "e_output", NpgsqlDbType.Text, events, static e => e.Output?.Replace('\0', '\uFFFD'));
     }
 
     /// <summary>Reads a row selected with <see cref="Columns"/>, starting at column <paramref name="at"/>.</summary>

@@ -36,9 +36,12 @@ internal static class PostgresErrors
         return fence;
     }
 
-    /// <summary>The stale partitions a <see cref="StaleEpoch"/> error lists.</summary>
+    /// <summary>The stale partitions a <see cref="StaleEpoch"/> error lists after the colon of its message (Npgsql redacts details).</summary>
     public static HashSet<int> StalePartitions(PostgresException error) =>
-        error.Detail!.Split(',').Select(part => int.Parse(part, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
+        error.MessageText[(error.MessageText.LastIndexOf(':') + 1)..]
+            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(part => int.Parse(part, System.Globalization.CultureInfo.InvariantCulture))
+            .ToHashSet();
 
     /// <summary>The exception callers see; the message names no host, SQL or credentials.</summary>
     public static StorageUnavailableException Unavailable(Exception error) =>

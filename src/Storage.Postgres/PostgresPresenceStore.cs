@@ -171,10 +171,13 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
     {
         await using var command = _data.CreateCommand("SELECT " + DeviceRows.Columns + " FROM presence_devices WHERE status = 1 AND partition = ANY(@p)");
         command.Parameters.AddWithValue("p", partitions.ToArray());
-        await using var row = await command.ExecuteReaderAsync(cancellationToken);
-        while (await row.ReadAsync(cancellationToken))
+        var row = await Read(async () => await command.ExecuteReaderAsync(cancellationToken));
+        await using (row)
         {
-            yield return DeviceRows.Read(row);
+            while (await Read(async () => await row.ReadAsync(cancellationToken)))
+            {
+                yield return DeviceRows.Read(row);
+            }
         }
     }
 

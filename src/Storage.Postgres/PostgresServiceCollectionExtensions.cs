@@ -24,9 +24,6 @@ public static class PostgresServiceCollectionExtensions
             var settings = builder.ConnectionStringBuilder;
             settings.ApplicationName ??= "presence";
 
-            // No session state is left on pooled connections (the listener's own connection is never returned
-            // healthy with a LISTEN on it: it UNLISTENs first), so skip the reset each checkout costs (7 statements).
-            settings.NoResetOnClose = true;
 
             // The same few statements run all the time: let Npgsql prepare them.
             if (settings.MaxAutoPrepare == 0)

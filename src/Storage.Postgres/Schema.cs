@@ -69,22 +69,25 @@ internal static partial class Schema
     /// <summary>The partition count is chosen when the database is first initialised and can never change.</summary>
     private static async Task FixPartitionsAsync(NpgsqlConnection connection, int partitions, CancellationToken cancellationToken)
     {
-        await using (var insert = new NpgsqlCommand(
+        var count = partitions.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using (var read = new NpgsqlCommand(
             "INSERT INTO presence_meta (key, value) VALUES ('partitions', @p) ON CONFLICT (key) DO NOTHING; " +
-            "INSERT INTO presence_partitions (partition) SELECT g FROM generate_series(0, @n - 1) g ON CONFLICT DO NOTHING", connection))
+            "SELECT value FROM presence_meta WHERE key = 'partitions'", connection))
         {
-            insert.Parameters.AddWithValue("p", partitions.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            insert.Parameters.AddWithValue("n", partitions);
-            await insert.ExecuteNonQueryAsync(cancellationToken);
+            read.Parameters.AddWithValue("p", count);
+            var stored = (string)(await read.ExecuteScalarAsync(cancellationToken))!;
+            if (stored != count)
+            {
+                // Checked before any partition row is written: a misconfigured process changes nothing.
+                throw new StorageConfigurationException(
+                    $"Presence:Cluster:Partitions is {partitions} but the database was initialised with {stored}; the partition count cannot change");
+            }
         }
 
-        await using var read = new NpgsqlCommand("SELECT value FROM presence_meta WHERE key = 'partitions'", connection);
-        var stored = (string)(await read.ExecuteScalarAsync(cancellationToken))!;
-        if (stored != partitions.ToString(System.Globalization.CultureInfo.InvariantCulture))
-        {
-            throw new StorageConfigurationException(
-                $"Presence:Cluster:Partitions is {partitions} but the database was initialised with {stored}; the partition count cannot change");
-        }
+        await using var insert = new NpgsqlCommand(
+            "INSERT INTO presence_partitions (partition) SELECT g FROM generate_series(0, @n - 1) g ON CONFLICT DO NOTHING", connection);
+        insert.Parameters.AddWithValue("n", partitions);
+        await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static async Task Execute(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)

@@ -123,7 +123,10 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
         await using var connection = await data.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using var statements = new NpgsqlBatch(connection, transaction);
-        statements.BatchCommands.Add(PostgresErrors.Fence(batch.GroupBy(e => e.Partition).Select(g => (g.Key, g.First().Epoch))));
+        // A partition's newest epoch is the only one that can still be current: older entries are stale already.
+        var epochs = batch.GroupBy(e => e.Partition).ToDictionary(g => g.Key, g => g.Max(e => e.Epoch));
+        batch = batch.Where(e => e.Epoch == epochs[e.Partition]).ToList();
+        statements.BatchCommands.Add(PostgresErrors.Fence(epochs.Select(p => (p.Key, p.Value))));
         var update = new NpgsqlBatchCommand(Update);
         DeviceRows.Bind(update.Parameters, batch.Select(e => (e.Device, e.Partition, e.Epoch)).ToList());
         statements.BatchCommands.Add(update);

@@ -92,7 +92,7 @@ CREATE INDEX presence_events_tenant ON presence_events (tenant_id, position);
 CREATE INDEX presence_events_device ON presence_events (tenant_id, device_id, position);
 
 -- Locks the partitions a transaction writes (in partition order, so concurrent writers cannot deadlock) and
--- raises PR001 listing those whose epoch is not the one the writer holds. A take-over (which updates the
+-- raises PR001 listing those whose epoch is not the one the writer holds (in the message: clients redact details). A take-over (which updates the
 -- epoch) waits for writers holding these locks, and every later write of the old owner fails here.
 CREATE FUNCTION presence_fence(parts int[], epochs bigint[]) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -105,7 +105,7 @@ BEGIN
     LEFT JOIN presence_partitions p ON p.partition = w.part
     WHERE p.epoch IS DISTINCT FROM w.epoch;
     IF stale IS NOT NULL THEN
-        RAISE EXCEPTION 'stale partition epoch' USING ERRCODE = 'PR001', DETAIL = array_to_string(stale, ',');
+        RAISE EXCEPTION 'stale partition epoch: %', array_to_string(stale, ',') USING ERRCODE = 'PR001';
     END IF;
 END
 $$;
