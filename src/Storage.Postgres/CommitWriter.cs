@@ -23,6 +23,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
     private readonly LinkedList<Pending> _queue = new();
     private readonly SemaphoreSlim _signal = new(0);
     private Unresolved? _unresolved;
+    private int _writing;
 
     /// <summary>Queues a copy of <paramref name="commit"/> and completes when it is durable.</summary>
     public Task CommitAsync(PartitionCommit commit)
@@ -56,7 +57,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         {
             lock (_lock)
             {
-                return _queue.Count == 0 && _unresolved is null;
+                return _queue.Count == 0 && _unresolved is null && _writing == 0;
             }
         }
     }
@@ -94,7 +95,18 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
                 var batch = Take();
                 if (batch.Count > 0)
                 {
-                    await WriteAsync(batch, cancellationToken);
+                    try
+                    {
+                        await WriteAsync(batch, cancellationToken);
+                    }
+                    finally
+                    {
+                        lock (_lock)
+                        {
+                            _writing = 0;
+                        }
+                    }
+
                     health.Succeeded();
                 }
 
@@ -146,6 +158,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
                 var next = node.Next;
                 if (partitions.Add(node.Value.Partition))
                 {
+                    _writing = 1; // taken out of the queue, not yet written: the writer is not idle
                     batch.Add(node.Value);
                     rows += node.Value.Rows;
                     _queue.Remove(node);

@@ -29,7 +29,10 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
 
     public long Epoch { get; private set; }
 
-    public EventCursor Head => new(Epoch, Volatile.Read(ref _head));
+    public EventCursor Head => new(Epoch, KnownHead);
+
+    /// <summary>The last position known to be committed: the ring's own appends count before the head is moved.</summary>
+    private long KnownHead => Math.Max(Volatile.Read(ref _head), _ring.Head);
 
     /// <summary>Reads the log's epoch and head, and starts listening for other writers' appends.</summary>
     public async Task OpenAsync(CancellationToken cancellationToken)
@@ -67,11 +70,11 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
             return CursorState.Expired;
         }
 
-        if (cursor.Position > Volatile.Read(ref _head))
+        if (cursor.Position > KnownHead)
         {
             // Another process may have appended beyond what this one has heard of yet.
             await RefreshAsync(cancellationToken);
-            if (cursor.Position > Volatile.Read(ref _head))
+            if (cursor.Position > KnownHead)
             {
                 return CursorState.Unknown;
             }
@@ -115,7 +118,7 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
     /// </summary>
     private async Task<EventPage> ReadStoredAsync(string tenantId, EventCursor after, int limit, string? deviceId, CancellationToken cancellationToken)
     {
-        var head = Volatile.Read(ref _head);
+        var head = KnownHead;
         var sql = "SELECT l.trimmed_to, " + ReadColumns + " FROM presence_log l LEFT JOIN LATERAL (SELECT * FROM presence_events " +
             "WHERE tenant_id = @tenant AND position > @after AND position <= @head" + (deviceId is null ? "" : " AND device_id = @device") +
             " ORDER BY position LIMIT @limit) e ON true WHERE l.id = 1";
@@ -169,6 +172,8 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
             {
                 await CatchUpAsync(head, cancellationToken);
             }
+
+            AdvanceHead(head);
         }
         catch (Exception error) when (PostgresErrors.IsOutage(error))
         {

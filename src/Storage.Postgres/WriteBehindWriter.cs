@@ -79,6 +79,7 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
             }
 
             var entries = taken.Values.ToList();
+            var complete = true;
             for (var start = 0; start < entries.Count; start += BatchSize)
             {
                 var batch = entries.GetRange(start, Math.Min(BatchSize, entries.Count - start));
@@ -92,6 +93,7 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
                     var stale = PostgresErrors.StalePartitions(error);
                     LogFenced(log, stale.Count);
                     Return(batch.Where(e => !stale.Contains(e.Partition)));
+                    complete = false; // the owned partitions' entries are buffered again: a flush must go round once more
                 }
                 catch (Exception error) when (PostgresErrors.IsOutage(error) || error is OperationCanceledException)
                 {
@@ -110,7 +112,7 @@ internal sealed partial class WriteBehindWriter(NpgsqlDataSource data, StorageHe
                 }
             }
 
-            return true;
+            return complete;
         }
         finally
         {

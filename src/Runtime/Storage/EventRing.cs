@@ -158,20 +158,23 @@ public sealed class EventRing
     }
 
     /// <summary>Completes when the head is beyond <paramref name="after"/>.</summary>
-    public Task WaitAsync(long after, CancellationToken cancellationToken)
+    public async Task WaitAsync(long after, CancellationToken cancellationToken)
     {
-        Task signal;
-        lock (_lock)
+        while (true)
         {
-            if (_head > after)
+            Task signal;
+            lock (_lock)
             {
-                return Task.CompletedTask;
+                if (_head > after)
+                {
+                    return;
+                }
+
+                signal = _appended.Task;
             }
 
-            signal = _appended.Task;
+            await signal.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-
-        return signal.WaitAsync(cancellationToken);
     }
 
     private long OldestLocked() => Math.Max(Start, _head - _ring.Length);
