@@ -224,6 +224,37 @@ public sealed class CommitTests(PostgresFixture fixture, ITestOutputHelper outpu
     }
 
     /// <summary>
+    /// FlushAsync (and so StopAsync, which cancels the writer right after it) must not complete while a commit is
+    /// being written: the commit is then neither in the queue nor done.
+    /// </summary>
+    [Fact]
+    public async Task A_flush_waits_for_a_commit_being_written()
+    {
+        var database = await fixture.Server.CreateDatabaseAsync();
+        await using var store = await TestStore.OwnAsync(database, output, name: "flush");
+        var key = Samples.Key("f");
+        await using var blocker = await Sql.OpenAsync(database);
+        await using var hold = await blocker.BeginTransactionAsync();
+        await Sql.ScalarAsync<int>(blocker, $"SELECT partition FROM presence_partitions WHERE partition = {store.PartitionOf(key)} FOR UPDATE", hold);
+        var commit = store.CommitFor(key);
+        commit.Upserts.Add(Samples.Device("f"));
+        commit.Events.Add(Samples.Registered(key));
+        var written = store.Store.CommitAsync(commit).Bound();
+        await Sql.UntilAsync(
+            async () => await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'presence-flush' AND wait_event_type = 'Lock'") == 1,
+            "the commit waits for its partition's row");
+
+        var flushing = store.Store.FlushAsync();
+        var flushedEarly = flushing.IsCompleted;
+        await hold.RollbackAsync();
+        await written;
+        await flushing.Bound();
+
+        Assert.False(flushedEarly, "FlushAsync completed while a commit was still being written");
+        Same.Device(Samples.Device("f"), await store.Store.ReadDeviceAsync(key));
+    }
+
+    /// <summary>
     /// A commit PostgreSQL rejects (here a command result whose output holds U+0000: the device channel accepts any
     /// output up to its length limit, but PostgreSQL text cannot hold NUL) must fail alone. Group commit puts other
     /// partitions' commits into the same transaction; they must not fail, and be lost, with it.

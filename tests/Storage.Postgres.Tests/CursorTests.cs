@@ -142,6 +142,27 @@ public sealed class CursorTests(PostgresFixture fixture, ITestOutputHelper outpu
         Assert.Equal(new EventCursor(head.Epoch, 3), page.Next);
     }
 
+    /// <summary>
+    /// The doorbell (IEventLog.WaitAsync: "completes when an event after <c>after</c> exists") must not ring for an
+    /// append that ends at or before <c>after</c>.
+    /// </summary>
+    [Fact]
+    public async Task The_doorbell_waits_for_an_event_after_the_cursor_not_for_any_append()
+    {
+        var database = await fixture.Server.CreateDatabaseAsync();
+        await using var store = await TestStore.OwnAsync(database, output);
+        var key = Samples.Key("d");
+        var wait = store.Events.WaitAsync(new EventCursor(store.Events.Epoch, 2), CancellationToken.None);
+
+        await store.RegisterAsync(Samples.Device("d"), Samples.Registered(key));
+        await store.RegisterAsync(Samples.Device("d", 2, 2), Samples.Status(key, 2));
+        var rangEarly = wait.IsCompleted;
+        await store.RegisterAsync(Samples.Device("d", 3, 3), Samples.Status(key, 3));
+        await wait.Bound();
+
+        Assert.False(rangEarly, "WaitAsync(after: 2) completed when the log's head was 2");
+    }
+
     [Fact]
     public async Task A_plain_SQL_append_wakes_a_waiting_reader()
     {

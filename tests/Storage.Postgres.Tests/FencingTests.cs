@@ -104,6 +104,28 @@ public sealed class FencingTests(PostgresFixture fixture, ITestOutputHelper outp
     }
 
     /// <summary>
+    /// FlushAsync promises that everything handed to write-behind is written when it completes. When a batch holds
+    /// devices of a partition taken over and of partitions still owned, only the former may be dropped.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ErrorDetail))]
+    public async Task A_flush_writes_the_owned_partitions_devices_even_when_another_partition_was_taken_over(bool includeErrorDetail)
+    {
+        var database = await fixture.Server.CreateDatabaseAsync();
+        await using var a = await TestStore.OwnAsync(database, output, name: "a", includeErrorDetail: includeErrorDetail);
+        var (lost, kept) = TwoPartitions(a);
+        await a.RegisterAsync(Samples.Device(lost.DeviceId, version: 1));
+        await a.RegisterAsync(Samples.Device(kept.DeviceId, version: 1));
+        await Sql.ExecuteAsync(database, $"UPDATE presence_partitions SET epoch = epoch + 1, owner = 'b' WHERE partition = {a.PartitionOf(lost)}");
+
+        a.WriteBehind(Samples.Device(lost.DeviceId, version: 2), Samples.Device(kept.DeviceId, version: 2));
+        await a.Store.FlushAsync().Bound();
+
+        Same.Device(Samples.Device(lost.DeviceId, version: 1), await a.Store.ReadDeviceAsync(lost));
+        Same.Device(Samples.Device(kept.DeviceId, version: 2), await a.Store.ReadDeviceAsync(kept));
+    }
+
+    /// <summary>
     /// A process that lost a partition and claimed it again holds buffered states of both epochs for it: the stale
     /// one must be dropped and the current one written, whatever their order in the buffer.
     /// </summary>
