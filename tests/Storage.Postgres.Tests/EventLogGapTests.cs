@@ -233,11 +233,19 @@ public sealed class EventLogGapTests(PostgresFixture fixture, ITestOutputHelper 
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
-    /// <summary>A random short pause (none, a yield, or a millisecond or two) so that the writers interleave differently.</summary>
-    private static Task PauseAsync(Random random) => random.Next(4) switch
+    /// <summary>A random break in a writer's run (none, a yield, or a hop to another thread) so that writers interleave differently.</summary>
+    private static async Task PauseAsync(Random random)
     {
-        0 => Task.CompletedTask,
-        1 => Task.Run(() => { }),
-        _ => Task.Delay(random.Next(1, 3)),
-    };
+        for (var hops = random.Next(4); hops > 0; hops--)
+        {
+            if (random.Next(2) == 0)
+            {
+                await Task.Yield();
+            }
+            else
+            {
+                await Task.Run(static () => { });
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private GatewayProcess(Process process, Uri address)
     {
@@ -101,14 +102,10 @@ public sealed class GatewayProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         try
         {
-            // Waiting for another process to start can only be done by asking it, bounded.
-            var started = Stopwatch.GetTimestamp();
-            while (!await gateway.IsReadyAsync())
-            {
-                Assert.False(process.HasExited, $"the gateway exited with {(process.HasExited ? process.ExitCode : 0)} while starting:\n{gateway.Output}");
-                Assert.True(Stopwatch.GetElapsedTime(started) < StartTimeout, $"the gateway was not ready within {StartTimeout.TotalSeconds} s:\n{gateway.Output}");
-                await Task.Delay(TimeSpan.FromMilliseconds(50));
-            }
+            // The gateway says when it listens (after its storage and silo have started): await that line.
+            var phase = await Task.WhenAny(gateway._listening.Task, process.WaitForExitAsync()).WaitAsync(StartTimeout);
+            Assert.True(phase == gateway._listening.Task, $"the gateway exited with {(process.HasExited ? process.ExitCode : 0)} while starting:\n{gateway.Output}");
+            Assert.True(await gateway.IsReadyAsync(), $"the gateway listens but is not ready:\n{gateway.Output}");
 
             return gateway;
         }
@@ -224,6 +221,11 @@ public sealed class GatewayProcess : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+        }
+
+        if (line.Contains("Presence is listening on", StringComparison.Ordinal))
+        {
+            _listening.TrySetResult();
         }
     }
 
