@@ -34,8 +34,20 @@ public sealed record DeviceRecord
     /// <summary>Sequence number of the device's last event.</summary>
     public long Sequence { get; init; }
 
+    /// <summary>The device's secret (hashed) and the stamp its tokens carry; null for a device that has none.</summary>
+    public DeviceCredential? Credential { get; init; }
+
+    /// <summary>False for a provisioned device that has not sent a heartbeat yet: it has no <c>last_seen_at</c>.</summary>
+    public bool HasBeenSeen => SessionId != 0;
+
     public DeviceKey Key => new(TenantId, DeviceId);
 
     /// <summary>The labels of a device that has none (shared).</summary>
     public static readonly IReadOnlyDictionary<string, string> NoLabels = new Dictionary<string, string>();
 }
+
+/// <summary>
+/// A device's secret, stored only as a slow hash (<see cref="Hash"/>: the KDF's parameters, salt and output), and the
+/// random stamp its tokens carry: a new secret gets a new stamp, so tokens issued for the old one stop working.
+/// </summary>
+public sealed record DeviceCredential(long Stamp, byte[] Hash);

@@ -15,6 +15,10 @@ public static class DeviceRules
     public const int MaxContainers = 256;
     public const int MaxCommandNameLength = 64;
     public const int MaxCommandOutputLength = 16 * 1024;
+    public const int MaxLabels = 32;
+    public const int MaxLabelKeyLength = 64;
+    public const int MaxLabelValueLength = 256;
+    public const int MaxTimeoutSeconds = 7 * 24 * 3600;
 
     public static class Problems
     {
@@ -38,6 +42,11 @@ public static class DeviceRules
 
     public static string? CheckMetricKey(ReadOnlySpan<char> value) =>
         CheckCharset(value, MaxMetricKeyLength, static c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '.');
+
+    public static string? CheckLabelKey(ReadOnlySpan<char> value) =>
+        CheckCharset(value, MaxLabelKeyLength, static c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '.' or '-' or '/');
+
+    public static string? CheckLabelValue(ReadOnlySpan<char> value) => CheckPrintable(value, 0, MaxLabelValueLength);
 
     public static string? CheckCommandName(ReadOnlySpan<char> value) =>
         CheckCharset(value, MaxCommandNameLength, static c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');

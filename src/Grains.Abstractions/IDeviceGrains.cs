@@ -9,6 +9,9 @@ public interface IDeviceGrains
     /// <summary>Applies a heartbeat exactly once, registering the device on its first one.</summary>
     ValueTask<HeartbeatResult> HeartbeatAsync(DeviceKey key, HeartbeatInput input, CancellationToken cancellationToken = default);
 
+    /// <summary>Creates the device (offline, never seen) or updates what an operator sets: name, timeout, labels, secret.</summary>
+    ValueTask<ProvisionResult> ProvisionAsync(DeviceKey key, ProvisionInput input, CancellationToken cancellationToken = default);
+
     /// <summary>The device's current state, or null when it does not exist.</summary>
     ValueTask<DeviceRecord?> GetAsync(DeviceKey key, CancellationToken cancellationToken = default);
 
@@ -30,3 +33,16 @@ public interface IDeviceGrains
 
 /// <summary>A device's answer to a command.</summary>
 public sealed record CommandResult(string CommandId, bool Ok, string? Output);
+
+/// <summary>
+/// What <c>PUT /api/v1/devices/{id}</c> sets; null fields are left as they are (a new device gets its id as name, the
+/// default timeout and no labels). <see cref="Credential"/> replaces the device's secret.
+/// </summary>
+public sealed record ProvisionInput(
+    string? DeviceName = null,
+    TimeSpan? Timeout = null,
+    IReadOnlyDictionary<string, string>? Labels = null,
+    DeviceCredential? Credential = null);
+
+/// <summary>The device after provisioning, and whether this call created it.</summary>
+public readonly record struct ProvisionResult(DeviceRecord Device, bool Created);

@@ -27,6 +27,18 @@ public static class PresenceJson
         writer.WriteString(name, buffer[..written]);
     }
 
+    /// <summary>As <see cref="WriteTime"/>, but <c>null</c> for <c>default</c> (a time that has not happened).</summary>
+    public static void WriteTimeOrNull(Utf8JsonWriter writer, string name, DateTime utc)
+    {
+        if (utc == default)
+        {
+            writer.WriteNull(name);
+            return;
+        }
+
+        WriteTime(writer, name, utc);
+    }
+
     public static void WriteSessionId(Utf8JsonWriter writer, string name, long sessionId)
     {
         if (sessionId == 0)
@@ -40,7 +52,8 @@ public static class PresenceJson
         writer.WriteString(name, buffer);
     }
 
-    public static void WriteDevice(Utf8JsonWriter writer, DeviceRecord device, TimeSpan defaultTimeout)
+    /// <param name="secret">A newly issued device secret, shown this once (provisioning, rotation).</param>
+    public static void WriteDevice(Utf8JsonWriter writer, DeviceRecord device, TimeSpan defaultTimeout, string? secret = null)
     {
         writer.WriteStartObject();
         writer.WriteString("device_id", device.DeviceId);
@@ -48,7 +61,7 @@ public static class PresenceJson
         writer.WriteString("platform", device.Platform);
         writer.WriteString("app_version", device.AppVersion);
         writer.WriteString("status", device.Status.Name());
-        WriteTime(writer, "last_seen_at", device.LastSeenAt);
+        WriteTimeOrNull(writer, "last_seen_at", device.HasBeenSeen ? device.LastSeenAt : default);
         WriteTime(writer, "first_seen_at", device.FirstSeenAt);
         WriteTime(writer, "status_changed_at", device.StatusChangedAt);
         WriteSessionId(writer, "session_id", device.Status == DeviceStatus.Online ? device.SessionId : 0);
@@ -60,6 +73,11 @@ public static class PresenceJson
         writer.WritePropertyName("labels");
         WriteLabels(writer, device.Labels);
         writer.WriteNumber("version", device.Version);
+        if (secret is not null)
+        {
+            writer.WriteString("secret", secret);
+        }
+
         writer.WriteEndObject();
     }
 
@@ -172,7 +190,7 @@ public static class PresenceJson
                 WriteSessionId(writer, "session_id", e.SessionId);
                 break;
             case DeviceEventType.Removed:
-                WriteTime(writer, "last_seen_at", e.LastSeenAt);
+                WriteTimeOrNull(writer, "last_seen_at", e.LastSeenAt);
                 break;
             case DeviceEventType.CommandResult:
                 writer.WriteString("command_id", e.CommandId);

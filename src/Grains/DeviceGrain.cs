@@ -40,8 +40,14 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
             return HeartbeatResult.Limited(retryAfter);
         }
 
-        DisconnectedAt = null;
         var previous = State;
+        if (input.CredentialStamp is { } stamp && previous?.Credential?.Stamp != stamp)
+        {
+            change = GrainChange.None;
+            return HeartbeatResult.Unauthorized;
+        }
+
+        DisconnectedAt = null;
         if (previous is null)
         {
             State = Register(input, now, policy);
@@ -86,6 +92,50 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
         outbox.Add(StatusEvent(State, State.Sequence, DeviceStatus.Offline, StatusReason.Heartbeat, now));
         change = new GrainChange(ChangeKind.State | ChangeKind.Durable);
         return HeartbeatResult.Accepted(State);
+    }
+
+    /// <summary>
+    /// Creates the device, offline and never seen (<c>device.registered</c>), or updates the fields an operator sets.
+    /// Either way the change is durable before the caller is answered: it may carry a new secret.
+    /// </summary>
+    public ProvisionResult Provision(ProvisionInput input, DateTime now, List<DeviceEvent> outbox, out GrainChange change)
+    {
+        change = new GrainChange(ChangeKind.State | ChangeKind.Durable);
+        if (State is not { } previous)
+        {
+            State = new DeviceRecord
+            {
+                TenantId = Key.TenantId,
+                DeviceId = Key.DeviceId,
+                DeviceName = input.DeviceName ?? Key.DeviceId,
+                Status = DeviceStatus.Offline,
+                FirstSeenAt = now,
+                LastSeenAt = now,
+                StatusChangedAt = now,
+                SessionStartedAt = now,
+                Labels = input.Labels ?? DeviceRecord.NoLabels,
+                Timeout = input.Timeout ?? TimeSpan.Zero,
+                Credential = input.Credential,
+                Version = 1,
+                Sequence = 1,
+            };
+            outbox.Add(new DeviceEvent
+            {
+                TenantId = Key.TenantId, DeviceId = Key.DeviceId, Type = DeviceEventType.Registered, Sequence = 1, Time = now,
+                DeviceName = State.DeviceName,
+            });
+            return new ProvisionResult(State, Created: true);
+        }
+
+        State = previous with
+        {
+            DeviceName = input.DeviceName ?? previous.DeviceName,
+            Labels = input.Labels ?? previous.Labels,
+            Timeout = input.Timeout ?? previous.Timeout,
+            Credential = input.Credential ?? previous.Credential,
+            Version = previous.Version + 1,
+        };
+        return new ProvisionResult(State, Created: false);
     }
 
     /// <summary>A device channel opened (after the device identified itself on it).</summary>
@@ -173,7 +223,7 @@ public sealed class DeviceGrain(DeviceKey key, DeviceRecord? state)
         outbox.Add(new DeviceEvent
         {
             TenantId = Key.TenantId, DeviceId = Key.DeviceId, Type = DeviceEventType.Removed, Sequence = device.Sequence + 1, Time = now,
-            LastSeenAt = device.LastSeenAt,
+            LastSeenAt = device.HasBeenSeen ? device.LastSeenAt : default,
         });
         State = null;
         OpenChannels = 0;

@@ -383,7 +383,7 @@ internal sealed partial class CommitWriter(NpgsqlDataSource data, PostgresEventL
         {
             var upsert = new NpgsqlBatchCommand(
                 "INSERT INTO presence_devices AS t SELECT * FROM " + DeviceRows.Unnest +
-                " ON CONFLICT (tenant_id, device_id) DO UPDATE SET " + DeviceRows.Assignments.Replace("= d.", "= EXCLUDED.", StringComparison.Ordinal) +
+                " ON CONFLICT (tenant_id, device_id) DO UPDATE SET " + (DeviceRows.Assignments + ", " + DeviceRows.SecretAssignments).Replace("= d.", "= EXCLUDED.", StringComparison.Ordinal) +
                 " WHERE (t.version, t.sequence) < (EXCLUDED.version, EXCLUDED.sequence)");
             DeviceRows.Bind(upsert.Parameters, upserts);
             statements.BatchCommands.Add(upsert);

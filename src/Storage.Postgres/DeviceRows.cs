@@ -16,23 +16,29 @@ internal static class DeviceRows
 {
     public const string Columns =
         "tenant_id, device_id, device_name, platform, app_version, status, first_seen_at, last_seen_at, status_changed_at, " +
-        "session_id, session_started_at, session_heartbeats, metrics::text, containers::text, labels::text, timeout_ms, version, sequence";
+        "session_id, session_started_at, session_heartbeats, metrics::text, containers::text, labels::text, timeout_ms, version, sequence, secret_stamp, secret_hash";
 
     /// <summary>The unnest(...) of a batch, with the columns named as in the table (partition and epoch included).</summary>
     public const string Unnest =
         "unnest(@tenant_id::text[], @device_id::text[], @partition::int[], @epoch::bigint[], @device_name::text[], @platform::text[], " +
         "@app_version::text[], @status::smallint[], @first_seen_at::timestamptz[], @last_seen_at::timestamptz[], @status_changed_at::timestamptz[], " +
         "@session_id::bigint[], @session_started_at::timestamptz[], @session_heartbeats::bigint[], @metrics::jsonb[], @containers::jsonb[], " +
-        "@labels::jsonb[], @timeout_ms::bigint[], @version::bigint[], @sequence::bigint[]) " +
+        "@labels::jsonb[], @timeout_ms::bigint[], @version::bigint[], @sequence::bigint[], @secret_stamp::bigint[], @secret_hash::bytea[]) " +
         "AS d(tenant_id, device_id, partition, epoch, device_name, platform, app_version, status, first_seen_at, last_seen_at, " +
-        "status_changed_at, session_id, session_started_at, session_heartbeats, metrics, containers, labels, timeout_ms, version, sequence)";
+        "status_changed_at, session_id, session_started_at, session_heartbeats, metrics, containers, labels, timeout_ms, version, sequence, " +
+        "secret_stamp, secret_hash)";
 
-    /// <summary>The columns a write replaces (all but the key).</summary>
+    /// <summary>
+    /// The columns write-behind replaces (all but the key and the secret). Secrets change only in durable commits,
+    /// which also set <see cref="SecretAssignments"/>.
+    /// </summary>
     public const string Assignments =
         "partition = d.partition, epoch = d.epoch, device_name = d.device_name, platform = d.platform, app_version = d.app_version, " +
         "status = d.status, first_seen_at = d.first_seen_at, last_seen_at = d.last_seen_at, status_changed_at = d.status_changed_at, " +
         "session_id = d.session_id, session_started_at = d.session_started_at, session_heartbeats = d.session_heartbeats, " +
         "metrics = d.metrics, containers = d.containers, labels = d.labels, timeout_ms = d.timeout_ms, version = d.version, sequence = d.sequence";
+
+    public const string SecretAssignments = "secret_stamp = d.secret_stamp, secret_hash = d.secret_hash";
 
     /// <summary>Reads a row selected with <see cref="Columns"/>, starting at column <paramref name="at"/>.</summary>
     public static DeviceRecord Read(NpgsqlDataReader row, int at = 0) => new()
@@ -55,6 +61,7 @@ internal static class DeviceRows
         Timeout = TimeSpan.FromMilliseconds(row.GetInt64(at + 15)),
         Version = row.GetInt64(at + 16),
         Sequence = row.GetInt64(at + 17),
+        Credential = row.IsDBNull(at + 18) ? null : new DeviceCredential(row.GetInt64(at + 18), row.GetFieldValue<byte[]>(at + 19)),
     };
 
     /// <summary>Binds a batch of devices as the parameters <see cref="Unnest"/> names.</summary>
@@ -103,6 +110,8 @@ internal static class DeviceRows
         Add(command, "timeout_ms", NpgsqlDbType.Bigint, rows, static r => (long)r.Device.Timeout.TotalMilliseconds);
         Add(command, "version", NpgsqlDbType.Bigint, rows, static r => r.Device.Version);
         Add(command, "sequence", NpgsqlDbType.Bigint, rows, static r => r.Device.Sequence);
+        Add(command, "secret_stamp", NpgsqlDbType.Bigint, rows, static r => r.Device.Credential?.Stamp);
+        Add(command, "secret_hash", NpgsqlDbType.Bytea, rows, static r => r.Device.Credential?.Hash);
     }
 
     /// <summary>Adds one array parameter: the values of one column for every row.</summary>

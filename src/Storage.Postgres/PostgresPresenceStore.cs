@@ -329,7 +329,8 @@ public sealed partial class PostgresPresenceStore : IPresenceStore, IHostedServi
         });
 
     /// <summary>Runs a read; an outage becomes <see cref="StorageUnavailableException"/>.</summary>
-    private async ValueTask<T> Read<T>(Func<Task<T>> read)
+    /// <summary>Runs a statement, turning an outage into <see cref="StorageUnavailableException"/> (and marking health down).</summary>
+    internal async ValueTask<T> Read<T>(Func<Task<T>> read)
     {
         try
         {

@@ -37,6 +37,7 @@ public static class PostgresServiceCollectionExtensions
         services.AddSingleton<PostgresPresenceStore>();
         services.AddSingleton<IPresenceStore>(sp => sp.GetRequiredService<PostgresPresenceStore>());
         services.AddHostedService(sp => sp.GetRequiredService<PostgresPresenceStore>());
+        services.AddSingleton<IApiKeyStore, PostgresApiKeyStore>();
         return services;
     }
 }

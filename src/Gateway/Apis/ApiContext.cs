@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Options;
-using Presence.Grains.Abstractions;
+using Presence.Gateway.Auth;
 using Presence.Runtime.Options;
 using Presence.Runtime.Storage;
 
@@ -19,10 +19,10 @@ public sealed class ApiContext(TimeProvider time, IOptions<HeartbeatOptions> hea
     public DateTime Now => Time.GetUtcNow().UtcDateTime;
 
     /// <summary>
-    /// The tenant a request acts for. Auth mode <c>none</c> serves the single tenant <c>default</c>;
-    /// credentialed modes resolve it from the device token or API key.
+    /// The tenant a request acts for, from its authenticated caller: <c>default</c> in auth modes <c>none</c> and
+    /// <c>shared-secret</c>, else the API key's or device token's tenant. Every read, write and stream is scoped by it.
     /// </summary>
-#pragma warning disable CA1822 // one resolution point for every endpoint, credentials or not
-    public string TenantOf(HttpContext context) => DeviceKey.DefaultTenant;
+#pragma warning disable CA1822 // one resolution point for every endpoint
+    public string TenantOf(HttpContext context) => context.Caller().TenantId;
 #pragma warning restore CA1822
 }

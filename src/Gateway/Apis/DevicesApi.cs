@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Presence.Gateway.Auth;
 using Presence.Gateway.Channels;
 using Presence.Gateway.Errors;
 using Presence.Grains.Abstractions;
@@ -12,11 +13,11 @@ public static class DevicesApi
     public static RouteGroupBuilder MapDevicesApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/devices");
-        group.MapGet("", ListAsync);
-        group.MapGet("/{deviceId}", GetAsync);
-        group.MapDelete("/{deviceId}", DeleteAsync);
-        group.MapGet("/{deviceId}/sessions", SessionsAsync);
-        group.MapPost("/{deviceId}/commands", CommandAsync);
+        group.MapGet("", ListAsync).RequireAccess(Access.Viewer);
+        group.MapGet("/{deviceId}", GetAsync).RequireAccess(Access.Viewer);
+        group.MapDelete("/{deviceId}", DeleteAsync).RequireAccess(Access.Operator);
+        group.MapGet("/{deviceId}/sessions", SessionsAsync).RequireAccess(Access.Viewer);
+        group.MapPost("/{deviceId}/commands", CommandAsync).RequireAccess(Access.Operator);
         return group;
     }
 
@@ -154,55 +155,25 @@ public static class DevicesApi
 /// <summary>A command for a device: <c>{"name": "...", "args": {...}}</c>, given an id when accepted.</summary>
 public sealed record DeviceCommand(string CommandId, string Name, JsonElement? Args)
 {
-    public static (DeviceCommand?, ApiError?) Parse(System.Buffers.ReadOnlySequence<byte> json)
+    public static (DeviceCommand?, ApiError?) Parse(System.Buffers.ReadOnlySequence<byte> json) => JsonObject.Parse<DeviceCommand>(json, static root =>
     {
-        try
+        var name = JsonObject.RequiredString(root, "name", DeviceRules.MaxCommandNameLength, out var error);
+        if (error is null && DeviceRules.CheckCommandName(name) is { } problem)
         {
-            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 32 });
-            using var document = JsonDocument.ParseValue(ref reader);
-            if (reader.Read())
-            {
-                return (null, ApiError.BodyNotJson("body must be one JSON object"));
-            }
-
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return (null, ApiError.BodyNotJson("body must be a JSON object"));
-            }
-
-            if (!root.TryGetProperty("name", out var name))
-            {
-                return (null, ApiError.Body("name", DeviceRules.Problems.Missing));
-            }
-
-            if (name.ValueKind != JsonValueKind.String)
-            {
-                return (null, ApiError.Body("name", DeviceRules.Problems.WrongType));
-            }
-
-            if (DeviceRules.CheckCommandName(name.GetString()) is { } problem)
-            {
-                return (null, ApiError.Body("name", problem));
-            }
-
-            JsonElement? args = null;
-            if (root.TryGetProperty("args", out var argsElement) && argsElement.ValueKind != JsonValueKind.Null)
-            {
-                if (argsElement.ValueKind != JsonValueKind.Object)
-                {
-                    return (null, ApiError.Body("args", DeviceRules.Problems.WrongType));
-                }
-
-                args = argsElement.Clone();
-            }
-
-            return (new DeviceCommand(Guid.NewGuid().ToString("N"), name.GetString()!, args), null);
+            error = ApiError.Body("name", problem);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
+
+        JsonElement? args = null;
+        if (error is null && root.TryGetProperty("args", out var argsElement) && argsElement.ValueKind != JsonValueKind.Null)
         {
-            // InvalidOperationException: a string with invalid UTF-8 or escapes, found when read.
-            return (null, ApiError.BodyNotJson("body is not valid JSON"));
+            if (argsElement.ValueKind != JsonValueKind.Object)
+            {
+                return (null, ApiError.Body("args", DeviceRules.Problems.WrongType));
+            }
+
+            args = argsElement.Clone();
         }
-    }
+
+        return error is null ? (new DeviceCommand(Guid.NewGuid().ToString("N"), name, args), null) : (null, error);
+    });
 }

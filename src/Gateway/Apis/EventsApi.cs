@@ -1,3 +1,4 @@
+using Presence.Gateway.Auth;
 using Presence.Gateway.Errors;
 using Presence.Grains.Abstractions;
 using Presence.Runtime.Storage;
@@ -9,7 +10,7 @@ public static class EventsApi
 {
     public static IEndpointRouteBuilder MapEventsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/v1/events", ReadAsync);
+        app.MapGet("/api/v1/events", ReadAsync).RequireAccess(Access.Viewer);
         return app;
     }
 

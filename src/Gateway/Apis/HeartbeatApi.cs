@@ -1,3 +1,4 @@
+using Presence.Gateway.Auth;
 using Presence.Gateway.Errors;
 using Presence.Grains.Abstractions;
 
@@ -8,8 +9,8 @@ public static class HeartbeatApi
 {
     public static IEndpointRouteBuilder MapHeartbeatApi(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/v1/heartbeat", HandleAsync);
-        app.MapPost("/api/connect", HandleAsync);
+        app.MapPost("/api/v1/heartbeat", HandleAsync).RequireAccess(Access.Device);
+        app.MapPost("/api/connect", HandleAsync).RequireAccess(Access.Device);
         return app;
     }
 
@@ -22,15 +23,45 @@ public static class HeartbeatApi
             return new ApiErrorResult(error);
         }
 
-        var key = new DeviceKey(api.TenantOf(context), input!.DeviceId);
-        var result = await grains.HeartbeatAsync(key, input, context.RequestAborted);
-        if (result.Outcome == HeartbeatOutcome.RateLimited)
+        var (key, bound, refused) = Bind(context.Caller(), input!);
+        if (refused is not null)
         {
-            return new ApiErrorResult(ApiError.Limited(result.RetryAfter));
+            return new ApiErrorResult(refused);
+        }
+
+        var result = await grains.HeartbeatAsync(key, bound, context.RequestAborted);
+        if (Refusal(result) is { } refusal)
+        {
+            return new ApiErrorResult(refusal);
         }
 
         return JsonBody.Json(200, (Device: result.Device!, Api: api), static (writer, s) => WriteAccepted(writer, s.Device, s.Api));
     }
+
+    /// <summary>
+    /// The device a heartbeat from <paramref name="caller"/> is for. With a device token it must be the token's
+    /// device (403 otherwise), and the grain must still know the token's credential stamp.
+    /// </summary>
+    public static (DeviceKey Key, HeartbeatInput Input, ApiError? Error) Bind(Caller caller, HeartbeatInput input)
+    {
+        var key = new DeviceKey(caller.TenantId, input.DeviceId);
+        if (caller.Device is not { } token)
+        {
+            return (key, input, null);
+        }
+
+        return token.Device == key
+            ? (key, input with { CredentialStamp = token.CredentialStamp }, null)
+            : (key, input, ApiError.Forbidden("the token was issued to another device"));
+    }
+
+    /// <summary>The error for a heartbeat the grain did not accept, or null when it did.</summary>
+    public static ApiError? Refusal(HeartbeatResult result) => result.Outcome switch
+    {
+        HeartbeatOutcome.Accepted => null,
+        HeartbeatOutcome.RateLimited => ApiError.Limited(result.RetryAfter),
+        _ => ApiError.Unauthorized(),
+    };
 
     /// <summary>The acknowledgement of a heartbeat, shared by HTTP and the device channel's <c>ack</c>.</summary>
     public static void WriteAccepted(System.Text.Json.Utf8JsonWriter writer, DeviceRecord device, ApiContext api)

@@ -1,3 +1,4 @@
+using Presence.Gateway.Auth;
 using Presence.Gateway.Errors;
 using Presence.Runtime.Silo;
 
@@ -8,8 +9,8 @@ public static class OperationsApi
 {
     public static IEndpointRouteBuilder MapOperationsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/v1/stats", StatsAsync);
-        app.MapGet("/api/v1/cluster", Cluster);
+        app.MapGet("/api/v1/stats", StatsAsync).RequireAccess(Access.Viewer);
+        app.MapGet("/api/v1/cluster", Cluster).RequireAccess(Access.Operator);
         app.MapGet("/healthz", static () => JsonBody.Json(200, "ok", WriteStatus));
         app.MapGet("/readyz", static (SiloRuntime silo) => silo.IsReady
             ? JsonBody.Json(200, "ready", WriteStatus)

@@ -7,41 +7,110 @@ public sealed class AuthOptions
 {
     public const string Section = "Presence:Auth";
     public const string None = "none";
+    public const string SharedSecretMode = "shared-secret";
+    public const string DeviceTokenMode = "device-token";
+    public const int MinSharedSecretLength = 16;
+    public const int MinSigningKeyLength = 32;
+    public const int MinAdminApiKeyLength = 16;
+
     public string Mode { get; set; } = None;
     public string? SharedSecret { get; set; }
     public string? TokenSigningKey { get; set; }
+
+    /// <summary>The signing key being rotated out: tokens it signed are still accepted until they expire.</summary>
+    public string? PreviousTokenSigningKey { get; set; }
+
+    public double TokenLifetimeMinutes { get; set; } = 60;
     public string? AdminApiKey { get; set; }
     public bool AllowInsecure { get; set; }
+
+    /// <summary>Failed credential attempts allowed per minute, per source address and per device, before 429.</summary>
+    public int FailuresPerMinute { get; set; } = 10;
+
+    /// <summary>PBKDF2-SHA256 iterations for device secrets (new secrets; stored hashes keep their own count).</summary>
+    public int SecretHashIterations { get; set; } = 20_000;
+
+    public bool IsNone => Mode == None;
+
+    public bool UsesDeviceTokens => Mode == DeviceTokenMode;
 }
 
 /// <summary>
-/// Refuses configurations that would expose an unauthenticated service: mode <c>none</c> listens on loopback only
-/// unless <c>Presence:Auth:AllowInsecure=true</c>.
+/// Checks <c>Presence:Auth</c>: the mode's required secrets (with minimum lengths), and refuses mode <c>none</c> on an
+/// address that is not loopback unless <c>Presence:Auth:AllowInsecure=true</c>. Messages name keys, never values.
 /// </summary>
 internal sealed class AuthOptionsValidator(IConfiguration configuration) : IValidateOptions<AuthOptions>
 {
+    private const string S = AuthOptions.Section;
+
     public ValidateOptionsResult Validate(string? name, AuthOptions options)
     {
-        if (options.Mode is "shared-secret" or "device-token")
+        var failures = new List<string>();
+        switch (options.Mode)
         {
-            return ValidateOptionsResult.Fail($"{AuthOptions.Section}:Mode: '{options.Mode}' is not available in this build yet; use 'none'");
+            case AuthOptions.None:
+                var exposed = ListenUrls(configuration).FirstOrDefault(url => !IsLoopback(url));
+                if (exposed is not null && !options.AllowInsecure)
+                {
+                    failures.Add(
+                        $"{S}:Mode is 'none' (no credentials) but the service would listen on {exposed}, which is not loopback; " +
+                        $"configure credentials, listen on 127.0.0.1, or set {S}:AllowInsecure=true");
+                }
+
+                break;
+            case AuthOptions.SharedSecretMode:
+                RequireLength(failures, "SharedSecret", options.SharedSecret, AuthOptions.MinSharedSecretLength, "for mode 'shared-secret'");
+                break;
+            case AuthOptions.DeviceTokenMode:
+                RequireLength(failures, "TokenSigningKey", options.TokenSigningKey, AuthOptions.MinSigningKeyLength, "for mode 'device-token'");
+                break;
+            default:
+                failures.Add($"{S}:Mode must be 'none', 'shared-secret' or 'device-token' (got '{Printable(options.Mode)}')");
+                break;
         }
 
-        if (options.Mode != AuthOptions.None)
+        if (options.PreviousTokenSigningKey is not null)
         {
-            return ValidateOptionsResult.Fail($"{AuthOptions.Section}:Mode must be 'none', 'shared-secret' or 'device-token' (got '{options.Mode}')");
+            RequireLength(failures, "PreviousTokenSigningKey", options.PreviousTokenSigningKey, AuthOptions.MinSigningKeyLength, "when set");
         }
 
-        var exposed = ListenUrls(configuration).FirstOrDefault(url => !IsLoopback(url));
-        if (exposed is not null && !options.AllowInsecure)
+        if (options.AdminApiKey is not null)
         {
-            return ValidateOptionsResult.Fail(
-                $"{AuthOptions.Section}:Mode is 'none' (no credentials) but the service would listen on {exposed}, which is not loopback; " +
-                $"configure credentials, listen on 127.0.0.1, or set {AuthOptions.Section}:AllowInsecure=true");
+            RequireLength(failures, "AdminApiKey", options.AdminApiKey, AuthOptions.MinAdminApiKeyLength, "when set");
         }
 
-        return ValidateOptionsResult.Success;
+        if (!double.IsFinite(options.TokenLifetimeMinutes) || options.TokenLifetimeMinutes is < 1 or > 1440)
+        {
+            failures.Add($"{S}:TokenLifetimeMinutes must be between 1 and 1440");
+        }
+
+        if (options.FailuresPerMinute is < 1 or > 100_000)
+        {
+            failures.Add($"{S}:FailuresPerMinute must be between 1 and 100000");
+        }
+
+        if (options.SecretHashIterations is < SecretHasher.MinIterations or > 10_000_000)
+        {
+            failures.Add($"{S}:SecretHashIterations must be between {SecretHasher.MinIterations} and 10000000");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
+
+    private static void RequireLength(List<string> failures, string key, string? value, int min, string when)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            failures.Add($"{S}:{key} is required {when}");
+        }
+        else if (value.Length < min)
+        {
+            failures.Add($"{S}:{key} must be at least {min} characters");
+        }
+    }
+
+    private static string Printable(string value) =>
+        value.Length <= 32 && !value.Any(char.IsControl) ? value : "(unprintable or too long)";
 
     /// <summary>Every address the server may bind: <c>urls</c>, <c>http_ports</c>/<c>https_ports</c> (all interfaces) and Kestrel endpoints.</summary>
     public static IEnumerable<string> ListenUrls(IConfiguration configuration)

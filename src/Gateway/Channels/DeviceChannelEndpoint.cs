@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using System.Text.Json;
 using Presence.Gateway.Apis;
+using Presence.Gateway.Auth;
 using Presence.Gateway.Errors;
 using Presence.Gateway.Streaming;
 using Presence.Grains.Abstractions;
@@ -17,7 +18,7 @@ public static class DeviceChannelEndpoint
 {
     public static IEndpointRouteBuilder MapDeviceChannel(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/ws/device", RunAsync);
+        app.MapGet("/ws/device", RunAsync).RequireAccess(Access.Device, queryToken: true);
         return app;
     }
 
@@ -45,6 +46,7 @@ public static class DeviceChannelEndpoint
     {
         private readonly byte[] _buffer = new byte[SocketMessages.MaxIncomingBytes];
         private readonly MessageRateLimit _rate = new(api.Time);
+        private readonly Caller _caller = context.Caller();
         private DeviceKey? _bound;
 
         public async Task RunAsync(CancellationToken cancellationToken)
@@ -69,6 +71,13 @@ public static class DeviceChannelEndpoint
                     if (!_rate.TryTake())
                     {
                         await channel.CloseAsync(WebSocketCloseStatus.PolicyViolation, "too many messages");
+                        return;
+                    }
+
+                    if (_caller.Device is { } token && api.Now >= token.ExpiresAt)
+                    {
+                        // Tokens are checked at the upgrade and on every frame: an expired one ends the channel.
+                        await channel.CloseAsync(SocketMessages.Unauthorized, "token expired: get a new one and reconnect");
                         return;
                     }
 
@@ -130,17 +139,29 @@ public static class DeviceChannelEndpoint
                 return error;
             }
 
-            var key = new DeviceKey(api.TenantOf(context), input!.DeviceId);
-            if (_bound is { } bound && bound != key)
+            var (key, bound, refused) = HeartbeatApi.Bind(_caller, input!);
+            if (refused is not null)
+            {
+                return refused;
+            }
+
+            if (_bound is { } boundKey && boundKey != key)
             {
                 return new ApiError(422, ApiError.InvalidBody, "device_id: a device channel serves the device of its first heartbeat",
                     [new ErrorDetail("device_id", DeviceRules.Problems.Invalid)]);
             }
 
-            var result = await grains.HeartbeatAsync(key, input, cancellationToken);
-            if (result.Outcome == HeartbeatOutcome.RateLimited)
+            var result = await grains.HeartbeatAsync(key, bound, cancellationToken);
+            if (HeartbeatApi.Refusal(result) is { } refusal)
             {
-                return ApiError.Limited(result.RetryAfter);
+                if (refusal.Status == StatusCodes.Status401Unauthorized)
+                {
+                    // The token's secret was rotated or the device removed: this channel's credentials are dead.
+                    await channel.TrySendAsync(refusal, SocketMessages.WriteError);
+                    await channel.CloseAsync(SocketMessages.Unauthorized, "credentials revoked");
+                }
+
+                return refusal.Status == StatusCodes.Status401Unauthorized ? null : refusal;
             }
 
             if (_bound is null)

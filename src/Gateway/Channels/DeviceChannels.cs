@@ -113,12 +113,12 @@ public sealed class DeviceChannels
             writer.WriteEndObject();
         });
 
-    public async Task CloseAsync(DeviceKey key, string reason)
+    public async Task CloseAsync(DeviceKey key, string reason, WebSocketCloseStatus status = WebSocketCloseStatus.NormalClosure)
     {
         if (_open.TryRemove(key, out var channel))
         {
             Changed();
-            await channel.CloseAsync(WebSocketCloseStatus.NormalClosure, reason);
+            await channel.CloseAsync(status, reason);
         }
     }
 }

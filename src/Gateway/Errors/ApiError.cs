@@ -14,6 +14,8 @@ public sealed record ApiError(int Status, string Code, string Message, IReadOnly
 {
     public const string InvalidBody = "INVALID_BODY";
     public const string InvalidQuery = "INVALID_QUERY";
+    public const string UnauthorizedCode = "UNAUTHORIZED";
+    public const string ForbiddenCode = "FORBIDDEN";
     public const string NotFoundCode = "NOT_FOUND";
     public const string MethodNotAllowed = "METHOD_NOT_ALLOWED";
     public const string ConflictCode = "CONFLICT";
@@ -40,6 +42,13 @@ public sealed record ApiError(int Status, string Code, string Message, IReadOnly
         new(400, InvalidQuery, $"{field}: {Describe(problem)}", [new ErrorDetail(field, problem)]);
 
     public static ApiError NotFound(string what) => new(404, NotFoundCode, what);
+
+    /// <summary>Missing, malformed, unknown, wrong, expired or revoked credentials: never says which.</summary>
+    public static ApiError Unauthorized() => new(401, UnauthorizedCode, "missing, invalid or expired credentials");
+
+    public static ApiError Forbidden(string why) => new(403, ForbiddenCode, why);
+
+    public static ApiError Conflict(string why) => new(409, ConflictCode, why);
 
     public static ApiError UpgradeRequired() =>
         new(400, InvalidQuery, "this endpoint requires a WebSocket upgrade", [new ErrorDetail("upgrade", DeviceRules.Problems.Missing)]);

@@ -20,6 +20,11 @@ public sealed class ApiErrorResult(ApiError error) : IResult, IStatusCodeHttpRes
             response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
+        if (error.Status == StatusCodes.Status401Unauthorized)
+        {
+            response.Headers.WWWAuthenticate = "Bearer";
+        }
+
         using (var writer = new Utf8JsonWriter(response.BodyWriter))
         {
             error.WriteTo(writer);

@@ -23,9 +23,12 @@ public static partial class GatewayHostingExtensions
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
+        var limits = builder.Configuration.GetSection(LimitsOptions.Section).Get<LimitsOptions>() ?? new LimitsOptions();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections;
+            kestrel.Limits.MaxConcurrentUpgradedConnections = limits.MaxWebSockets;
             // The API's 64 KiB limit is enforced where bodies are read (413 in the one error shape). Kestrel's own
             // limit is the most it drains of a rejected body after answering, so the client reads the 413 instead of
             // a connection reset; beyond it the connection is closed.
@@ -33,6 +36,12 @@ public static partial class GatewayHostingExtensions
         });
         builder.Services.AddSingleton<IValidateOptions<AuthOptions>, AuthOptionsValidator>();
         builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<LimitsOptions>, LimitsOptionsValidator>();
+        builder.Services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.Section).ValidateOnStart();
+        builder.Services.AddSingleton<DeviceTokens>();
+        builder.Services.AddSingleton<ApiKeys>();
+        builder.Services.AddSingleton<FailureLimiter>();
+        builder.Services.AddSingleton<KeyRevocations>();
         builder.Services.AddSingleton<ApiContext>();
         builder.Services.AddSingleton<DeviceChannels>();
         if (builder.Configuration[$"{StorageOptions.Section}:Provider"] == StorageOptions.Postgres)
@@ -46,9 +55,13 @@ public static partial class GatewayHostingExtensions
     public static WebApplication MapPresenceApi(this WebApplication app)
     {
         app.UseMiddleware<ApiErrorMiddleware>();
+        app.UseSecurityHeaders();
         app.UseWebSockets();
+        app.UseMiddleware<AuthMiddleware>();
         app.MapHeartbeatApi();
         app.MapDevicesApi();
+        app.MapProvisioningApi();
+        app.MapApiKeysApi();
         app.MapEventsApi();
         app.MapOperationsApi();
         app.MapDeviceChannel();

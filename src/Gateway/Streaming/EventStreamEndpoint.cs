@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Presence.Gateway.Apis;
+using Presence.Gateway.Auth;
 using Presence.Gateway.Errors;
 using Presence.Grains.Abstractions;
 using Presence.Runtime.Options;
@@ -27,12 +28,13 @@ public static class EventStreamEndpoint
 
     public static IEndpointRouteBuilder MapEventStream(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/ws/events", RunAsync);
+        app.MapGet("/ws/events", RunAsync).RequireAccess(Access.Viewer, queryToken: true);
         return app;
     }
 
     private static async Task<IResult> RunAsync(
-        HttpContext context, ApiContext api, IDeviceGrains grains, IOptions<EventsOptions> options, IHostApplicationLifetime lifetime)
+        HttpContext context, ApiContext api, IDeviceGrains grains, IOptions<EventsOptions> options, IHostApplicationLifetime lifetime,
+        KeyRevocations revocations)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -49,7 +51,9 @@ public static class EventStreamEndpoint
         var expired = state == CursorState.Expired;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(SocketOptions.Accept);
         var stream = new EventStream(socket, api.TenantOf(context), api, grains, options.Value.MaxSubscriberLag);
+        var revoked = context.Caller().KeyId is { } keyId ? revocations.Watch(keyId) : CancellationToken.None;
         using (lifetime.ApplicationStopping.Register(stream.ServerStopping))
+        using (revoked.Register(stream.KeyRevoked))
         {
             await stream.RunAsync(expired ? null : since, expired, context.RequestAborted);
         }
@@ -65,14 +69,19 @@ public static class EventStreamEndpoint
         private readonly ArrayBufferWriter<byte> _buffer = new(4096);
         private readonly Channel<Control> _control = Channel.CreateBounded<Control>(new BoundedChannelOptions(ControlCapacity) { SingleReader = true });
 
-        // Room for a whole burst the rate limit allows, plus the close that ends it: a flood always gets its 1008.
-        private const int ControlCapacity = MessageRateLimit.Burst + 2;
+        // Room for a whole burst the rate limit allows, plus the close that ends it (a flood always gets its 1008),
+        // plus a shutdown or a key revocation.
+        private const int ControlCapacity = MessageRateLimit.Burst + 3;
         private readonly IEventLog _log = api.Store.Events;
         private HashSet<string>? _devices;
 
         /// <summary>The server is shutting down: close with 1001 so the portal reconnects elsewhere or later.</summary>
         public void ServerStopping() =>
             _control.Writer.TryWrite(new Control(null, Close: WebSocketCloseStatus.EndpointUnavailable, Reason: "server shutting down"));
+
+        /// <summary>The API key the stream was opened with was revoked: close with 4001.</summary>
+        public void KeyRevoked() =>
+            _control.Writer.TryWrite(new Control(null, Close: SocketMessages.Unauthorized, Reason: "api key revoked"));
 
         public async Task RunAsync(EventCursor? since, bool expired, CancellationToken aborted)
         {

@@ -12,6 +12,9 @@ public static class SocketMessages
 
     public const WebSocketCloseStatus SlowConsumer = (WebSocketCloseStatus)4008;
 
+    /// <summary>The credentials the socket was opened with expired or were revoked: authenticate again, then reconnect.</summary>
+    public const WebSocketCloseStatus Unauthorized = (WebSocketCloseStatus)4001;
+
     /// <summary>1013 Try Again Later: the server cannot serve the stream now (storage unavailable).</summary>
     public const WebSocketCloseStatus TryAgainLater = (WebSocketCloseStatus)1013;
 

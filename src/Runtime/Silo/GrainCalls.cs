@@ -53,6 +53,17 @@ internal sealed class HeartbeatCall(DeviceKey key, HeartbeatInput input) : Grain
     }
 }
 
+internal sealed class ProvisionCall(DeviceKey key, ProvisionInput input) : GrainCall<ProvisionResult>(key)
+{
+    public override bool NeedsDurableWrite(DeviceGrain grain, DevicePolicy policy) => true;
+
+    public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
+    {
+        Result = grain.Provision(input, now, partition.Outbox, out var change);
+        partition.Track(grain, change);
+    }
+}
+
 internal sealed class GetCall(DeviceKey key) : GrainCall<DeviceRecord?>(key)
 {
     public override void Invoke(DeviceGrain grain, Partition partition, DateTime now) => Result = grain.State;

@@ -104,6 +104,9 @@ public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
     public ValueTask<HeartbeatResult> HeartbeatAsync(DeviceKey key, HeartbeatInput input, CancellationToken cancellationToken = default) =>
         Call(new HeartbeatCall(key, input));
 
+    public ValueTask<ProvisionResult> ProvisionAsync(DeviceKey key, ProvisionInput input, CancellationToken cancellationToken = default) =>
+        Call(new ProvisionCall(key, input));
+
     public ValueTask<DeviceRecord?> GetAsync(DeviceKey key, CancellationToken cancellationToken = default) =>
         Call(new GetCall(key));
 

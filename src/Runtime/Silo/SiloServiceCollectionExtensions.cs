@@ -40,6 +40,7 @@ public static class SiloServiceCollectionExtensions
             sp.GetRequiredService<IOptions<EventsOptions>>().Value.Retention,
             Random.Shared.NextInt64(1, 1L << 48)));
         services.TryAddSingleton<IPresenceStore>(sp => new MemoryPresenceStore(sp.GetRequiredService<MemoryEventLog>()));
+        services.TryAddSingleton<IApiKeyStore, MemoryApiKeyStore>();
         services.TryAddSingleton<SiloRuntime>();
         services.TryAddSingleton<IDeviceGrains>(sp => sp.GetRequiredService<SiloRuntime>());
         services.AddHostedService(sp => sp.GetRequiredService<SiloRuntime>());
