@@ -30,7 +30,7 @@ public static class ApiKeysApi
 
         if (!Manages(context.Caller(), tenantId))
         {
-            return new ApiErrorResult(ApiError.Forbidden("an admin key manages only its own tenant's keys"));
+            return new ApiErrorResult(ApiError.Forbidden("an admin key manages only the keys of its own tenant"));
         }
 
         var (request, error) = await JsonBody.ReadAsync(context.Request, ParseCreate);

@@ -90,7 +90,7 @@ internal sealed class AuthMiddleware(
             _ => ApiRole.Viewer,
         };
         return key.Role < role
-            ? (null, ApiError.Forbidden($"this needs the '{role.ToString().ToLowerInvariant()}' role"))
+            ? (null, ApiError.Forbidden($"this needs the {role.ToString().ToLowerInvariant()} role or higher"))
             : (new Caller(key.TenantId, key.Role, key.KeyId), null);
     }
 
