@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -21,6 +22,7 @@ public sealed class DeviceTokens
 {
     public const int MaxTokenLength = 1024;
     private const string Prefix = "v1.";
+    private const int MacBytes = 32;
 
     private readonly byte[]? _key;
     private readonly byte[]? _previousKey;
@@ -48,11 +50,15 @@ public sealed class DeviceTokens
         return signed + "." + Base64Url.EncodeToString(Mac(key, signed));
     }
 
-    /// <summary>True for a well-formed token signed with a configured key that has not expired.</summary>
+    /// <summary>
+    /// True for a well-formed token signed with a configured key that has not expired. Runs on every heartbeat, so it
+    /// works on the stack: the only allocations are the tenant and device id strings of a valid token.
+    /// </summary>
     public bool TryVerify(string? token, out DeviceClaims claims)
     {
         claims = default;
-        if (token is null || token.Length > MaxTokenLength || !token.StartsWith(Prefix, StringComparison.Ordinal) || _key is null)
+        if (token is null || token.Length > MaxTokenLength || !token.StartsWith(Prefix, StringComparison.Ordinal) || _key is null
+            || !Ascii.IsValid(token))
         {
             return false;
         }
@@ -63,26 +69,32 @@ public sealed class DeviceTokens
             return false;
         }
 
-        var signed = token[..dot];
-        Span<byte> mac = stackalloc byte[32];
-        if (!Base64Url.IsValid(token.AsSpan(dot + 1)) || Base64Url.GetMaxDecodedLength(token.Length - dot - 1) > 64
-            || Base64Url.DecodeFromChars(token.AsSpan(dot + 1), mac, out _, out var macLength) != System.Buffers.OperationStatus.Done
-            || macLength != 32)
+        Span<byte> mac = stackalloc byte[MacBytes];
+        if (Base64Url.DecodeFromChars(token.AsSpan(dot + 1), mac, out _, out var macLength) != OperationStatus.Done || macLength != MacBytes)
         {
             return false;
         }
 
-        if (!CryptographicOperations.FixedTimeEquals(Mac(_key, signed), mac)
-            && !(_previousKey is not null && CryptographicOperations.FixedTimeEquals(Mac(_previousKey, signed), mac)))
+        Span<byte> signed = stackalloc byte[MaxTokenLength];
+        signed = signed[..Encoding.ASCII.GetBytes(token.AsSpan(0, dot), signed)];
+        if (!Verifies(_key, signed, mac) && !(_previousKey is not null && Verifies(_previousKey, signed, mac)))
         {
             return false;
         }
 
-        // Signed by us: the payload is ours, but parse it defensively all the same.
-        var parts = Encoding.UTF8.GetString(Base64Url.DecodeFromChars(signed.AsSpan(Prefix.Length))).Split('\n');
-        if (parts.Length != 4
-            || !long.TryParse(parts[2], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var stamp)
-            || !long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var expiresMs))
+        // Signed by us, so the payload is ours; it is still parsed defensively.
+        Span<byte> payload = stackalloc byte[MaxTokenLength];
+        if (Base64Url.DecodeFromChars(token.AsSpan(Prefix.Length, dot - Prefix.Length), payload, out _, out var payloadLength) != OperationStatus.Done)
+        {
+            return false;
+        }
+
+        // tenant \n device \n stamp \n expiry (Unix ms)
+        ReadOnlySpan<byte> rest = payload[..payloadLength];
+        if (!TryTakeField(ref rest, out var tenant) || !TryTakeField(ref rest, out var device) || !TryTakeField(ref rest, out var stampText)
+            || rest.IndexOf((byte)'\n') >= 0
+            || !Utf8Parser.TryParse(stampText, out long stamp, out var stampLength) || stampLength != stampText.Length
+            || !Utf8Parser.TryParse(rest, out long expiresMs, out var expiresLength) || expiresLength != rest.Length)
         {
             return false;
         }
@@ -93,8 +105,23 @@ public sealed class DeviceTokens
             return false;
         }
 
-        claims = new DeviceClaims(new DeviceKey(parts[0], parts[1]), stamp, expiresAt);
+        claims = new DeviceClaims(new DeviceKey(Encoding.UTF8.GetString(tenant), Encoding.UTF8.GetString(device)), stamp, expiresAt);
         return true;
+    }
+
+    private static bool TryTakeField(ref ReadOnlySpan<byte> rest, out ReadOnlySpan<byte> field)
+    {
+        var end = rest.IndexOf((byte)'\n');
+        field = end < 0 ? default : rest[..end];
+        rest = end < 0 ? rest : rest[(end + 1)..];
+        return end >= 0;
+    }
+
+    private static bool Verifies(byte[] key, ReadOnlySpan<byte> signed, ReadOnlySpan<byte> mac)
+    {
+        Span<byte> expected = stackalloc byte[MacBytes];
+        HMACSHA256.HashData(key, signed, expected);
+        return CryptographicOperations.FixedTimeEquals(expected, mac);
     }
 
     private static byte[] Mac(byte[] key, string signed) => HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(signed));

@@ -62,10 +62,13 @@ public sealed class DeviceChannel(WebSocket socket) : IDisposable
     public void Dispose() => _send.Dispose();
 }
 
-/// <summary>The device channels open on this gateway, by device: where commands are delivered.</summary>
+/// <summary>
+/// The device channels open on this gateway, by device: where commands are delivered (the newest channel), and what
+/// is closed when the device is removed or its secret rotated (every channel, older ones included).
+/// </summary>
 public sealed class DeviceChannels
 {
-    private readonly ConcurrentDictionary<DeviceKey, DeviceChannel> _open = new();
+    private readonly ConcurrentDictionary<DeviceKey, DeviceChannel[]> _open = new();
     private TaskCompletionSource _changed = NewSignal();
 
     public bool IsOpen(DeviceKey key) => _open.ContainsKey(key);
@@ -76,15 +79,22 @@ public sealed class DeviceChannels
     /// <summary>A newer channel of the same device replaces an older one as the target of commands.</summary>
     public void Register(DeviceKey key, DeviceChannel channel)
     {
-        _open[key] = channel;
+        _open.AddOrUpdate(key, static (_, c) => [c], static (_, open, c) => [.. open, c], channel);
         Changed();
     }
 
     public void Unregister(DeviceKey key, DeviceChannel channel)
     {
-        if (_open.TryRemove(KeyValuePair.Create(key, channel)))
+        while (_open.TryGetValue(key, out var open) && Array.IndexOf(open, channel) >= 0)
         {
-            Changed();
+            var removed = open.Length == 1
+                ? _open.TryRemove(KeyValuePair.Create(key, open))
+                : _open.TryUpdate(key, [.. open.Where(c => c != channel)], open);
+            if (removed)
+            {
+                Changed();
+                return;
+            }
         }
     }
 
@@ -93,7 +103,7 @@ public sealed class DeviceChannels
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public async ValueTask<bool> SendCommandAsync(DeviceKey key, DeviceCommand command) =>
-        _open.TryGetValue(key, out var channel) && await channel.TrySendAsync(command, static (writer, c) =>
+        _open.TryGetValue(key, out var open) && await open[^1].TrySendAsync(command, static (writer, c) =>
         {
             writer.WriteStartObject();
             writer.WriteString("type", "command");
@@ -113,12 +123,16 @@ public sealed class DeviceChannels
             writer.WriteEndObject();
         });
 
+    /// <summary>Closes every channel of the device (removed, or its credentials revoked).</summary>
     public async Task CloseAsync(DeviceKey key, string reason, WebSocketCloseStatus status = WebSocketCloseStatus.NormalClosure)
     {
-        if (_open.TryRemove(key, out var channel))
+        if (_open.TryRemove(key, out var open))
         {
             Changed();
-            await channel.CloseAsync(status, reason);
+            foreach (var channel in open)
+            {
+                await channel.CloseAsync(status, reason);
+            }
         }
     }
 }

@@ -6,7 +6,14 @@ namespace Presence.Gateway.Hosting;
 /// </summary>
 internal static class SecurityHeaders
 {
+    /// <summary>Set as the response starts, so that error handling that clears the response keeps them.</summary>
     public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) => app.Use((context, next) =>
+    {
+        context.Response.OnStarting(static state => Apply((HttpContext)state), context);
+        return next(context);
+    });
+
+    private static Task Apply(HttpContext context)
     {
         var headers = context.Response.Headers;
         headers.XContentTypeOptions = "nosniff";
@@ -20,6 +27,6 @@ internal static class SecurityHeaders
             headers.StrictTransportSecurity = "max-age=31536000";
         }
 
-        return next(context);
-    });
+        return Task.CompletedTask;
+    }
 }
