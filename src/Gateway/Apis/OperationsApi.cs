@@ -38,6 +38,12 @@ public static class OperationsApi
 
     private static IResult Cluster(HttpContext context, SiloRuntime silo, ApiContext api)
     {
+        // Silos and their device counts span every tenant: infrastructure, for the default tenant's operators only.
+        if (api.TenantOf(context) != Grains.Abstractions.DeviceKey.DefaultTenant)
+        {
+            return new ApiErrorResult(ApiError.Forbidden("the cluster view is for operators of the default tenant"));
+        }
+
         var address = $"{context.Request.Scheme}://{context.Request.Host}";
         return JsonBody.Json(200, (Silo: silo, Address: address, Now: api.Now), static (writer, s) =>
         {

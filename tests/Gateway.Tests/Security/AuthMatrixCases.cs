@@ -27,7 +27,8 @@ public sealed record Presented(string? Bearer = null, string? HeaderName = null,
 /// placeholders the fixture fills in for the caller's tenant: <c>{tenant}</c>, <c>{device}</c> (a provisioned device
 /// of that tenant), <c>{fresh_device}</c> (provisioned just for this request) and <c>{fresh_key}</c> (a key id of that tenant).
 /// </summary>
-public sealed record PortalEndpoint(string Method, string Path, MatrixRole Requires, HttpStatusCode Allowed, object? Body = null);
+/// <param name="DefaultTenantOnly">Infrastructure views (the cluster): other tenants' keys get 403 whatever their role.</param>
+public sealed record PortalEndpoint(string Method, string Path, MatrixRole Requires, HttpStatusCode Allowed, object? Body = null, bool DefaultTenantOnly = false);
 
 /// <summary>
 /// A credential presented to portal endpoints: the tenant it acts for, the role it grants on HTTP
@@ -60,7 +61,7 @@ public static class AuthMatrixCases
         ["PUT device"] = new("PUT", "/api/v1/devices/{device}", MatrixRole.Operator, HttpStatusCode.OK, new { }),
         ["DELETE device"] = new("DELETE", "/api/v1/devices/{fresh_device}", MatrixRole.Operator, HttpStatusCode.NoContent),
         ["POST command"] = new("POST", "/api/v1/devices/{device}/commands", MatrixRole.Operator, HttpStatusCode.Conflict, new { name = "reboot" }),
-        ["GET cluster"] = new("GET", "/api/v1/cluster", MatrixRole.Operator, HttpStatusCode.OK),
+        ["GET cluster"] = new("GET", "/api/v1/cluster", MatrixRole.Operator, HttpStatusCode.OK, DefaultTenantOnly: true),
         ["POST api-keys"] = new("POST", "/api/v1/tenants/{tenant}/api-keys", MatrixRole.Admin, HttpStatusCode.Created, new { role = "viewer", name = "matrix" }),
         ["DELETE api-key"] = new("DELETE", "/api/v1/api-keys/{fresh_key}", MatrixRole.Admin, HttpStatusCode.NoContent),
     };

@@ -30,7 +30,7 @@ public sealed class AuthMatrixTests(AuthMatrixFixture fixture) : IClassFixture<A
         {
             await AuthAssert.ErrorAsync(response, HttpStatusCode.Unauthorized, "UNAUTHORIZED", what);
         }
-        else if (c.Grants < e.Requires)
+        else if (c.Grants < e.Requires || (e.DefaultTenantOnly && c.Tenant != DefaultTenant))
         {
             await AuthAssert.ErrorAsync(response, HttpStatusCode.Forbidden, "FORBIDDEN", what);
         }
