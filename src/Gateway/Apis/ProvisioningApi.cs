@@ -97,7 +97,7 @@ public static class ProvisioningApi
         }
 
         var device = await grains.GetAsync(key, context.RequestAborted);
-        if (!SecretHasher.Verify(device?.Credential, secret) || device?.Credential is not { } credential)
+        if (!SecretHasher.Verify(device?.Credential, secret, auth.Value.SecretHashIterations) || device?.Credential is not { } credential)
         {
             failures.Failed(source);
             failures.Failed(deviceLimit);

@@ -34,15 +34,16 @@ public sealed class ApiKeys(IApiKeyStore store, IOptions<AuthOptions> options, T
     /// <summary>The live key <paramref name="presented"/> is, or null (unknown, wrong, revoked or malformed).</summary>
     public async ValueTask<ApiKeyRecord?> AuthenticateAsync(string presented, CancellationToken cancellationToken)
     {
-        if (presented.Length > MaxKeyLength)
-        {
-            return null;
-        }
-
+        // The bootstrap key is whatever the configuration says, however long; generated keys have a known size.
         var hash = Sha256(presented);
         if (_bootstrapHash is not null && CryptographicOperations.FixedTimeEquals(hash, _bootstrapHash))
         {
             return new ApiKeyRecord(BootstrapKeyId, DeviceKey.DefaultTenant, ApiRole.Admin, "bootstrap (configuration)", _bootstrapHash, default);
+        }
+
+        if (presented.Length > MaxKeyLength)
+        {
+            return null;
         }
 
         var keyId = KeyIdOf(presented);

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
@@ -20,8 +21,8 @@ public static class SecretHasher
     private const int BlobBytes = 1 + 4 + SaltBytes + HashBytes;
     private const int MaxSecretLength = 256;
 
-    /// <summary>The hash that unknown devices are "checked" against, so they take as long as wrong secrets.</summary>
-    private static readonly byte[] Decoy = Hash("decoy", MinIterations);
+    /// <summary>The hashes unknown devices are "checked" against (one per iteration count), so they take as long as wrong secrets.</summary>
+    private static readonly ConcurrentDictionary<int, byte[]> Decoys = new();
 
     /// <summary>A new secret for a device of <paramref name="tenantId"/>, and its credential (hash and a new stamp).</summary>
     public static DeviceCredential Create(string tenantId, int iterations, out string secret)
@@ -40,15 +41,17 @@ public static class SecretHasher
 
     /// <summary>
     /// Whether <paramref name="secret"/> is the one <paramref name="credential"/> was made from. A missing credential
-    /// costs as much as a wrong secret, and the comparison is constant-time.
+    /// costs as much as a wrong secret hashed with <paramref name="decoyIterations"/> (pass the configured count),
+    /// and the comparison is constant-time.
     /// </summary>
-    public static bool Verify(DeviceCredential? credential, string secret)
+    public static bool Verify(DeviceCredential? credential, string secret, int decoyIterations = MinIterations)
     {
-        var stored = credential?.Hash is { Length: BlobBytes } hash && hash[0] == Format ? hash : Decoy;
+        var decoy = Decoys.GetOrAdd(decoyIterations, static iterations => Hash("decoy", iterations));
+        var stored = credential?.Hash is { Length: BlobBytes } hash && hash[0] == Format ? hash : decoy;
         var iterations = BinaryPrimitives.ReadInt32BigEndian(stored.AsSpan(1));
         Span<byte> actual = stackalloc byte[HashBytes];
         Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(secret), stored.AsSpan(5, SaltBytes), actual, iterations, HashAlgorithmName.SHA256);
-        return CryptographicOperations.FixedTimeEquals(actual, stored.AsSpan(5 + SaltBytes)) && !ReferenceEquals(stored, Decoy);
+        return CryptographicOperations.FixedTimeEquals(actual, stored.AsSpan(5 + SaltBytes)) && !ReferenceEquals(stored, decoy);
     }
 
     private static byte[] Hash(string secret, int iterations)
