@@ -8,7 +8,8 @@ namespace Presence.Gateway.Apis;
 /// <summary>Small request bodies that are one JSON object (commands, provisioning, tokens, API keys): parse, then read fields.</summary>
 public static class JsonObject
 {
-    private static readonly JsonDocumentOptions Options = new() { MaxDepth = 32 };
+    // A field given twice is refused (422 duplicate-free bodies, as heartbeats are), not "last one wins".
+    private static readonly JsonDocumentOptions Options = new() { MaxDepth = 32, AllowDuplicateProperties = false };
 
     /// <summary>Parses <paramref name="json"/> as exactly one JSON object and hands its root to <paramref name="read"/>.</summary>
     public static (T?, ApiError?) Parse<T>(ReadOnlySequence<byte> json, Func<JsonElement, (T?, ApiError?)> read)

@@ -5,6 +5,7 @@ using Presence.Gateway.Channels;
 using Presence.Gateway.Errors;
 using Presence.Gateway.Streaming;
 using Presence.Grains.Abstractions;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace Presence.Gateway.Apis;
@@ -35,7 +36,7 @@ public static class ProvisioningApi
         }
 
         // An empty body is allowed (e.g. only ?rotate_secret=true); otherwise it is JSON like any other.
-        var (input, bodyError) = context.Request.ContentLength == 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContentType.Any())
+        var (input, bodyError) = context.Request.ContentLength == 0 || context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == false
             ? (new ProvisionInput(), null)
             : await JsonBody.ReadAsync(context.Request, ParseProvision);
         if (bodyError is not null)

@@ -23,6 +23,10 @@ public sealed class DeviceTokens
     public const int MaxTokenLength = 1024;
     private const string Prefix = "v1.";
     private const int MacBytes = 32;
+    private const int MacChars = 43;
+    private static readonly long MaxExpiresMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+    private static readonly SearchValues<char> TokenCharacters =
+        SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.");
 
     private readonly byte[]? _key;
     private readonly byte[]? _previousKey;
@@ -57,14 +61,15 @@ public sealed class DeviceTokens
     public bool TryVerify(string? token, out DeviceClaims claims)
     {
         claims = default;
+        // One spelling per token: base64url without padding, so the MAC part is exactly MacChars long.
         if (token is null || token.Length > MaxTokenLength || !token.StartsWith(Prefix, StringComparison.Ordinal) || _key is null
-            || !Ascii.IsValid(token))
+            || token.AsSpan().ContainsAnyExcept(TokenCharacters))
         {
             return false;
         }
 
         var dot = token.LastIndexOf('.');
-        if (dot <= Prefix.Length)
+        if (dot <= Prefix.Length || token.Length - dot - 1 != MacChars)
         {
             return false;
         }
@@ -95,6 +100,11 @@ public sealed class DeviceTokens
             || rest.IndexOf((byte)'\n') >= 0
             || !Utf8Parser.TryParse(stampText, out long stamp, out var stampLength) || stampLength != stampText.Length
             || !Utf8Parser.TryParse(rest, out long expiresMs, out var expiresLength) || expiresLength != rest.Length)
+        {
+            return false;
+        }
+
+        if (expiresMs > MaxExpiresMs)
         {
             return false;
         }
