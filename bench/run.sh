@@ -7,9 +7,10 @@
 #   bench/run.sh --only "throughput delivery" --no-build
 #   bench/run.sh --full --only storm -- --timeout 240     (arguments after -- go to every scenario)
 #   bench/run.sh --only postgres   PostgreSQL vs memory storage, on a throwaway PostgreSQL (opt-in; ~5 minutes)
+#   bench/run.sh --only auth       device-token vs auth mode none heartbeat throughput (opt-in; 3-5 minutes)
 set -euo pipefail
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODE=quick

@@ -37,8 +37,13 @@ public sealed class LoadEngine
 
     public LoadEngine(LoadOptions options)
     {
+        if (options.Tokens is not null && options.Client != ClientKind.Raw)
+        {
+            throw new ArgumentException("device tokens need the raw client (the http client sends no Authorization header)", nameof(options));
+        }
+
         _options = options;
-        _requests = new HeartbeatRequests(options.Url, options.IdPrefix);
+        _requests = new HeartbeatRequests(options.Url, options.IdPrefix, options.Tokens);
         _endPoint = new IPEndPoint(Dns.GetHostAddresses(options.Url.Host)[0], options.Url.Port);
         _workers = new Worker[options.Connections];
         for (var i = 0; i < _workers.Length; i++)
@@ -265,6 +270,7 @@ public sealed class LoadEngine
             Pipeline = _options.Pipeline,
             Ids = _options.Ids.ToString().ToLowerInvariant(),
             Devices = _options.Devices,
+            Auth = _requests.HasTokens ? "bearer" : "none",
             TargetRate = _options.Rate,
             Seconds = Math.Round(seconds, 3),
             Requests = completed,

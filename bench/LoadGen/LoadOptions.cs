@@ -60,6 +60,12 @@ public sealed record LoadOptions
     /// <summary>Keep every request's timestamps (for in-process callers that match them with events).</summary>
     public bool KeepSamples { get; init; }
 
+    /// <summary>
+    /// Device tokens: element i is the token of device number i. When set, every request carries
+    /// <c>Authorization: Bearer &lt;token&gt;</c> for its device (raw client only).
+    /// </summary>
+    public IReadOnlyList<string>? Tokens { get; init; }
+
     public bool IsTimed => Requests <= 0;
 
     public const string Usage = """
@@ -78,6 +84,9 @@ public sealed record LoadOptions
           --max-seconds S      hard bound on the run (default 900)
           --server-pid PID     also report the server's CPU over the measured window (same machine)
           --db-pid PID         also report the CPU of PID and its child processes (a database server) over that window
+          --tokens FILE        one device token per line, line i for device number i: each request carries
+                               'Authorization: Bearer <token>' of its device (raw client only; --devices is
+                               bounded to the tokens after --id-start)
         Prints a human summary line, then one JSON line.
         """;
 
@@ -104,8 +113,25 @@ public sealed record LoadOptions
                 "max-seconds" => options with { MaxSeconds = Number(name, value) },
                 "server-pid" => options with { ServerPid = (int)Positive(name, value) },
                 "db-pid" => options with { DbPid = (int)Positive(name, value) },
+                "tokens" => options with { Tokens = ReadTokens(value) },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
+        }
+
+        if (options.Tokens is { } tokens)
+        {
+            if (options.Client != ClientKind.Raw)
+            {
+                throw new ArgumentException("--tokens needs --client raw (the http client sends no Authorization header)");
+            }
+
+            if (options.IdStart >= tokens.Count)
+            {
+                throw new ArgumentException($"--id-start {options.IdStart} is beyond the {tokens.Count} tokens of --tokens");
+            }
+
+            // Only devices that have a token: the others would all be answered 401.
+            options = options with { Devices = Math.Min(options.Devices, tokens.Count - options.IdStart) };
         }
 
         if (options.IdStart + options.Devices > Http.HeartbeatRequests.MaxDevices)
@@ -114,6 +140,35 @@ public sealed record LoadOptions
         }
 
         return options;
+    }
+
+    /// <summary>A token file: one token per line (a final newline is optional), each a non-empty run of visible ASCII.</summary>
+    public static IReadOnlyList<string> ReadTokens(string path)
+    {
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"--tokens: cannot read {path}: {e.Message}", e);
+        }
+
+        if (lines.Length == 0)
+        {
+            throw new ArgumentException($"--tokens: {path} holds no token");
+        }
+
+        for (var i = 0; i < lines.Length; i++)
+        {
+            if (Http.HeartbeatRequests.CheckToken(lines[i]) is { } problem)
+            {
+                throw new ArgumentException($"--tokens: line {i + 1} of {path} {problem}");
+            }
+        }
+
+        return lines;
     }
 
     /// <summary>A bare server URL means the heartbeat endpoint on it.</summary>

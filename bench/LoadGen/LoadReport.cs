@@ -16,6 +16,9 @@ public sealed record LoadReport
     public required int Pipeline { get; init; }
     public required string Ids { get; init; }
     public required long Devices { get; init; }
+
+    /// <summary>What the requests carried: <c>none</c>, or <c>bearer</c> (each device's token, <c>--tokens</c>).</summary>
+    public string Auth { get; init; } = "none";
     public required double TargetRate { get; init; }
 
     /// <summary>Length of the measured window (after warm-up), seconds.</summary>
@@ -64,7 +67,7 @@ public sealed record LoadReport
     {
         var statuses = string.Join(' ', Status.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key}={s.Value}"));
         return string.Create(CultureInfo.InvariantCulture,
-            $"{Client} x{Connections}{(Pipeline > 1 ? $" pipeline {Pipeline}" : "")}: {Rps:N0} req/s over {Seconds:F1} s | "
+            $"{Client} x{Connections}{(Pipeline > 1 ? $" pipeline {Pipeline}" : "")}{(Auth == "none" ? "" : $" auth {Auth}")}: {Rps:N0} req/s over {Seconds:F1} s | "
             + $"p50 {LatencyMs.P50:F2} ms  p99 {LatencyMs.P99:F2} ms  max {LatencyMs.Max:F1} ms | {statuses} errors={Errors} | "
             + $"client CPU {ClientCpuPercent:F0}% of a core ({ClientCpuMicrosPerRequest:F1} us/req)")
             + (ServerCpuMicrosPerRequest is { } server

@@ -22,6 +22,9 @@ internal static class BenchCommand
                                                                                 --register-devices N --register-warmup N --register-connections C
                                                                                 --register-rounds R --parts steady,registration --flush-interval S
                                                                                 --pg-bin DIR --no-pg-stat-statements]
+          auth        device-token vs auth mode none heartbeat req/s (provisions the devices and their tokens first)
+                                                                               [--connections 64 --duration S --warmup S --rounds R --windows W
+                                                                                --rewarm S --devices N --pipeline K --provision-concurrency C]
           report      print the results table of --out DIR
         Quick mode (default) uses small sizes; --full uses the budgets' sizes (1M devices).
         """;
@@ -86,6 +89,7 @@ internal static class BenchCommand
             "storm" => StormScenario.RunAsync,
             "delivery" => DeliveryScenario.RunAsync,
             "postgres" => PostgresScenario.RunAsync,
+            "auth" => AuthScenario.RunAsync,
             _ => null,
         };
         if (run is null)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Presence.Runner.Scenarios;
 
 namespace Presence.Runner.Reporting;
 
@@ -87,7 +88,35 @@ internal static class ResultsTable
             Postgres(text, postgres);
         }
 
+        if (results.TryGetValue("auth", out var auth))
+        {
+            Auth(text, auth);
+        }
+
         return text.ToString();
+    }
+
+    private static void Auth(StringBuilder text, JsonObject auth)
+    {
+        var devices = auth["parameters"]!["devices"];
+        foreach (var row in auth["by_connections"]!.AsArray())
+        {
+            Row(text, auth, Invariant($"heartbeat req/s, device-token vs none, {row!["connections"]} conns, {N(devices)} devices"),
+                Invariant($"device-token {N(row["token_rps"])} (p99 {row["token_p99_ms"]} ms, {row["token_cpu_us_per_request"]} us CPU/req)"),
+                Invariant($"none {N(row["none_rps"])} (p99 {row["none_p99_ms"]} ms, {row["none_cpu_us_per_request"]} us CPU/req) / ratio {row["ratio"]} (pairs {row["pair_ratios"]!.ToJsonString()}, median {row["median_pair_ratio"]}), CPU ratio {row["cpu_ratio"]}{((long)row["not_ok"]! > 0 ? Invariant($"; {row["not_ok"]} not 200") : "")}"),
+                ">= 0.9", Verdict(AuthScenario.Passes(row)));
+            Row(text, auth, Invariant($"provisioning {N(devices)} devices + tokens ({auth["parameters"]!["provision_concurrency"]} concurrent)"),
+                Invariant($"{row["provisioning_s"]} s ({N(row["provisioning_devices_per_s"])} devices/s)"),
+                Invariant($"server {row["provisioning_server_cpu_ms_per_device"]} ms CPU/device (PUT + auth, PBKDF2 {N(auth["parameters"]!["secret_hash_iterations"])} iterations)"),
+                "-", "(measured)");
+        }
+
+        if (auth["headline"] is { } headline && auth["by_connections"]!.AsArray().Count > 1)
+        {
+            Row(text, auth, Invariant($"headline: none's best count ({headline["connections"]} conns)"),
+                Invariant($"ratio {headline["ratio"]} (CPU ratio {headline["cpu_ratio"]})"), "-",
+                ">= 0.9", Verdict((bool)headline["pass"]!));
+        }
     }
 
     private static void Postgres(StringBuilder text, JsonObject postgres)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json.Nodes;
 using Presence.LoadGen;
 using Presence.LoadGen.Measurement;
@@ -52,6 +53,7 @@ internal static class Figures
     public static JsonObject Load(LoadReport report) => new()
     {
         ["client"] = report.Client,
+        ["auth"] = report.Auth,
         ["connections"] = report.Connections,
         ["seconds"] = report.Seconds,
         ["requests"] = report.Requests,
@@ -68,4 +70,15 @@ internal static class Figures
     };
 
     public static double Round(double value, int digits = 3) => Math.Round(value, digits);
+
+    /// <summary>The median, rounded (0 for no values).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        var median = sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        return Round(median);
+    }
+
+    /// <summary>A number as a command-line argument.</summary>
+    public static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
 }

@@ -117,22 +117,22 @@ internal static partial class PostgresScenario
                 }
             }
 
-            var memoryRps = Median(memory.Select(r => (double)r["rps"]!));
-            var postgresRps = Median(postgres.Select(r => (double)r["rps"]!));
+            var memoryRps = Figures.Median(memory.Select(r => (double)r["rps"]!));
+            var postgresRps = Figures.Median(postgres.Select(r => (double)r["rps"]!));
             var row = new JsonObject
             {
                 ["connections"] = connections,
                 ["memory_rps"] = memoryRps,
                 ["postgres_rps"] = postgresRps,
                 ["ratio"] = Figures.Round(postgresRps / Math.Max(memoryRps, 1)),
-                ["memory_gateway_cpu_us_per_request"] = Median(memory.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
-                ["postgres_gateway_cpu_us_per_request"] = Median(postgres.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
-                ["postgres_db_cpu_us_per_request"] = Median(postgres.Select(r => (double?)r["db_cpu_us_per_request"] ?? 0)),
-                ["postgres_db_cpu_percent"] = Median(postgres.Select(r => (double?)r["db_cpu_percent"] ?? 0)),
-                ["memory_client_cpu_us_per_request"] = Median(memory.Select(r => (double?)r["client_cpu_us_per_request"] ?? 0)),
-                ["postgres_client_cpu_us_per_request"] = Median(postgres.Select(r => (double?)r["client_cpu_us_per_request"] ?? 0)),
-                ["memory_p99_ms"] = Median(memory.Select(r => (double)r["p99_ms"]!)),
-                ["postgres_p99_ms"] = Median(postgres.Select(r => (double)r["p99_ms"]!)),
+                ["memory_gateway_cpu_us_per_request"] = Figures.Median(memory.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
+                ["postgres_gateway_cpu_us_per_request"] = Figures.Median(postgres.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
+                ["postgres_db_cpu_us_per_request"] = Figures.Median(postgres.Select(r => (double?)r["db_cpu_us_per_request"] ?? 0)),
+                ["postgres_db_cpu_percent"] = Figures.Median(postgres.Select(r => (double?)r["db_cpu_percent"] ?? 0)),
+                ["memory_client_cpu_us_per_request"] = Figures.Median(memory.Select(r => (double?)r["client_cpu_us_per_request"] ?? 0)),
+                ["postgres_client_cpu_us_per_request"] = Figures.Median(postgres.Select(r => (double?)r["client_cpu_us_per_request"] ?? 0)),
+                ["memory_p99_ms"] = Figures.Median(memory.Select(r => (double)r["p99_ms"]!)),
+                ["postgres_p99_ms"] = Figures.Median(postgres.Select(r => (double)r["p99_ms"]!)),
                 ["memory_runs"] = new JsonArray([.. memory]),
                 ["postgres_runs"] = new JsonArray([.. postgres]),
             };
@@ -292,8 +292,8 @@ internal static partial class PostgresScenario
             }
         }
 
-        var memoryRps = Median(memory.Select(r => (double)r["rps"]!));
-        var postgresRps = Median(postgres.Select(r => (double)r["rps"]!));
+        var memoryRps = Figures.Median(memory.Select(r => (double)r["rps"]!));
+        var postgresRps = Figures.Median(postgres.Select(r => (double)r["rps"]!));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  => registration: memory {memoryRps:N0} devices/s, postgres {postgresRps:N0} devices/s, ratio {postgresRps / Math.Max(memoryRps, 1):F3}"));
         return new JsonObject
@@ -478,13 +478,6 @@ internal static partial class PostgresScenario
     }
 
     private static string[] DbPid(PostgresProcess? pg) => pg is null ? [] : ["--db-pid", Text(pg.Pid)];
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        var median = sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-        return Figures.Round(median);
-    }
 
     private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
 

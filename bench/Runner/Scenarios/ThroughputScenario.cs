@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Presence.Runner.Hosting;
 
 namespace Presence.Runner.Scenarios;
 
@@ -39,6 +38,7 @@ internal static class ThroughputScenario
         JsonObject? bestRatio = null;
         foreach (var connections in counts)
         {
+            var load = new HeartbeatLoad(connections, duration, warmup, devices, pipeline);
             var bare = new List<JsonObject>();
             var gateway = new List<JsonObject>();
             for (var round = 0; round < rounds; round++)
@@ -47,28 +47,28 @@ internal static class ThroughputScenario
                 var gatewayFirst = round % 2 == 1;
                 if (gatewayFirst)
                 {
-                    gateway.Add(await MeasureAsync(context, "gateway", context.Paths.Gateway, GatewayArgs, connections, duration, warmup, devices, pipeline));
+                    gateway.Add(await HeartbeatRun.MeasureAsync(context, "gateway", context.Paths.Gateway, GatewayArgs, load));
                 }
 
-                bare.Add(await MeasureAsync(context, "bare-kestrel", context.Paths.BareKestrel, [], connections, duration, warmup, devices, pipeline));
+                bare.Add(await HeartbeatRun.MeasureAsync(context, "bare-kestrel", context.Paths.BareKestrel, [], load));
                 if (!gatewayFirst)
                 {
-                    gateway.Add(await MeasureAsync(context, "gateway", context.Paths.Gateway, GatewayArgs, connections, duration, warmup, devices, pipeline));
+                    gateway.Add(await HeartbeatRun.MeasureAsync(context, "gateway", context.Paths.Gateway, GatewayArgs, load));
                 }
             }
 
-            var bareRps = Median(bare.Select(r => (double)r["rps"]!));
-            var gatewayRps = Median(gateway.Select(r => (double)r["rps"]!));
+            var bareRps = Figures.Median(bare.Select(r => (double)r["rps"]!));
+            var gatewayRps = Figures.Median(gateway.Select(r => (double)r["rps"]!));
             var row = new JsonObject
             {
                 ["connections"] = connections,
                 ["bare_rps"] = bareRps,
                 ["gateway_rps"] = gatewayRps,
                 ["ratio"] = Figures.Round(gatewayRps / Math.Max(bareRps, 1)),
-                ["bare_cpu_us_per_request"] = Median(bare.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
-                ["gateway_cpu_us_per_request"] = Median(gateway.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
-                ["bare_p99_ms"] = Median(bare.Select(r => (double)r["p99_ms"]!)),
-                ["gateway_p99_ms"] = Median(gateway.Select(r => (double)r["p99_ms"]!)),
+                ["bare_cpu_us_per_request"] = Figures.Median(bare.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
+                ["gateway_cpu_us_per_request"] = Figures.Median(gateway.Select(r => (double?)r["server_cpu_us_per_request"] ?? 0)),
+                ["bare_p99_ms"] = Figures.Median(bare.Select(r => (double)r["p99_ms"]!)),
+                ["gateway_p99_ms"] = Figures.Median(gateway.Select(r => (double)r["p99_ms"]!)),
                 ["bare_runs"] = new JsonArray([.. bare]),
                 ["gateway_runs"] = new JsonArray([.. gateway]),
             };
@@ -111,41 +111,4 @@ internal static class ThroughputScenario
     }
 
     private static readonly string[] GatewayArgs = ["--Presence:RateLimit:HeartbeatsPerMinute=1000000"];
-
-    private static async Task<JsonObject> MeasureAsync(
-        ScenarioContext context, string name, string dll, IReadOnlyList<string> serverArgs,
-        int connections, double duration, double warmup, int devices, int pipeline)
-    {
-        var load = ProcStats.LoadAverage();
-        await using var server = await ServerProcess.StartAsync(name, dll, serverArgs, context.LogDir, context.CancellationToken);
-        var threadsBefore = ProcStats.CpuByThreadName(server.Pid);
-        var report = await LoadGenProcess.RunAsync(context.Paths,
-        [
-            "--url", server.Url.ToString(),
-            "--connections", Text(connections),
-            "--duration", Text(duration),
-            "--warmup", Text(warmup),
-            "--devices", Text(devices),
-            "--pipeline", Text(pipeline),
-            "--client", "raw",
-            "--server-pid", Text(server.Pid),
-        ], TimeSpan.FromSeconds(duration + warmup + 60), context.CancellationToken);
-        var figures = Figures.Load(report);
-        figures["server"] = name;
-
-        // Whole run, warm-up included: shows how much went to JIT (".NET Tiered Com") and GC (".NET BGC").
-        figures["server_cpu_s_by_thread"] = ProcStats.CpuDelta(threadsBefore, ProcStats.CpuByThreadName(server.Pid));
-        figures["server_rss_mb"] = Figures.Round(server.RssBytes / 1048576.0, 1);
-        figures["load_average_1m_before"] = load;
-        return figures;
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        var median = sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-        return Figures.Round(median);
-    }
-
-    private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
 }
