@@ -20,7 +20,11 @@ public sealed class AuthOptions
     /// <summary>The signing key being rotated out: tokens it signed are still accepted until they expire.</summary>
     public string? PreviousTokenSigningKey { get; set; }
 
-    public double TokenLifetimeMinutes { get; set; } = 60;
+    /// <summary>
+    /// Token lifetime. Revocation does not wait for expiry (the grain checks the secret's stamp), so tokens can live
+    /// long; each renewal costs one slow hash of the secret.
+    /// </summary>
+    public double TokenLifetimeMinutes { get; set; } = 1440;
     public string? AdminApiKey { get; set; }
     public bool AllowInsecure { get; set; }
 
@@ -79,9 +83,9 @@ internal sealed class AuthOptionsValidator(IConfiguration configuration) : IVali
             RequireLength(failures, "AdminApiKey", options.AdminApiKey, AuthOptions.MinAdminApiKeyLength, "when set");
         }
 
-        if (!double.IsFinite(options.TokenLifetimeMinutes) || options.TokenLifetimeMinutes is < 1 or > 1440)
+        if (!double.IsFinite(options.TokenLifetimeMinutes) || options.TokenLifetimeMinutes is < 1 or > 10080)
         {
-            failures.Add($"{S}:TokenLifetimeMinutes must be between 1 and 1440");
+            failures.Add($"{S}:TokenLifetimeMinutes must be between 1 and 10080 (7 days)");
         }
 
         if (options.FailuresPerMinute is < 1 or > 100_000)

@@ -636,18 +636,19 @@ public sealed class CredentialTests
     [InlineData(0.5, false)]
     [InlineData(1.0, true)]
     [InlineData(1440.0, true)]
-    [InlineData(1440.5, false)]
+    [InlineData(10080.0, true)]
+    [InlineData(10080.5, false)]
     [InlineData(-5.0, false)]
     [InlineData(double.NaN, false)]
     [InlineData(double.PositiveInfinity, false)]
-    public void Token_lifetime_must_be_between_1_and_1440_minutes(double minutes, bool valid)
+    public void Token_lifetime_must_be_between_1_minute_and_7_days(double minutes, bool valid)
     {
         var result = Validate(new AuthOptions { Mode = AuthOptions.DeviceTokenMode, TokenSigningKey = SigningKey, TokenLifetimeMinutes = minutes });
 
         Assert.Equal(valid, result.Succeeded);
         if (!valid)
         {
-            Assert.Equal(["Presence:Auth:TokenLifetimeMinutes must be between 1 and 1440"], result.Failures);
+            Assert.Equal(["Presence:Auth:TokenLifetimeMinutes must be between 1 and 10080 (7 days)"], result.Failures);
         }
     }
 
