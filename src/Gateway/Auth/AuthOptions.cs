@@ -25,6 +25,9 @@ public sealed class AuthOptions
     /// long; each renewal costs one slow hash of the secret.
     /// </summary>
     public double TokenLifetimeMinutes { get; set; } = 1440;
+    /// <summary>Verified device tokens each gateway remembers, so a device's repeated token skips the HMAC (0: none).</summary>
+    public int TokenCacheSize { get; set; } = 100_000;
+
     public string? AdminApiKey { get; set; }
     public bool AllowInsecure { get; set; }
 
@@ -86,6 +89,11 @@ internal sealed class AuthOptionsValidator(IConfiguration configuration) : IVali
         if (!double.IsFinite(options.TokenLifetimeMinutes) || options.TokenLifetimeMinutes is < 1 or > 10080)
         {
             failures.Add($"{S}:TokenLifetimeMinutes must be between 1 and 10080 (7 days)");
+        }
+
+        if (options.TokenCacheSize is < 0 or > 10_000_000)
+        {
+            failures.Add($"{S}:TokenCacheSize must be between 0 and 10000000");
         }
 
         if (options.FailuresPerMinute is < 1 or > 100_000)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -37,6 +38,13 @@ public sealed class DeviceTokens
     private readonly TimeSpan _lifetime;
     private readonly TimeProvider _time;
 
+    // Tokens already verified (a device sends the same one for its whole lifetime): a hit costs a lookup, not an HMAC.
+    // Bounded by Presence:Auth:TokenCacheSize; when full it starts again empty.
+    private readonly ConcurrentDictionary<string, DeviceClaims> _verified = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DeviceClaims>.AlternateLookup<ReadOnlySpan<char>> _verifiedBySpan;
+    private readonly int _cacheSize;
+    private int _cached;
+
     public DeviceTokens(IOptions<AuthOptions> options, TimeProvider time)
     {
         var auth = options.Value;
@@ -46,6 +54,8 @@ public sealed class DeviceTokens
         _previousMac = _previousKey is { } previousKey ? new ThreadLocal<HMACSHA256>(() => new HMACSHA256(previousKey)) : null;
         _lifetime = TimeSpan.FromMinutes(auth.TokenLifetimeMinutes);
         _time = time;
+        _cacheSize = auth.TokenCacheSize;
+        _verifiedBySpan = _verified.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     public string Issue(DeviceKey device, long credentialStamp, out DateTime expiresAt)
@@ -65,6 +75,39 @@ public sealed class DeviceTokens
     /// works on the stack: the only allocations are the tenant and device id strings of a valid token.
     /// </summary>
     public bool TryVerify(ReadOnlySpan<char> token, out DeviceClaims claims)
+    {
+        if (_verifiedBySpan.TryGetValue(token, out claims))
+        {
+            if (_time.GetUtcNow().UtcDateTime < claims.ExpiresAt)
+            {
+                return true;
+            }
+
+            _verifiedBySpan.TryRemove(token, out _, out _);
+            claims = default;
+            return false;
+        }
+
+        if (!TryVerifySignature(token, out claims))
+        {
+            return false;
+        }
+
+        if (_cacheSize > 0)
+        {
+            if (Interlocked.Increment(ref _cached) > _cacheSize)
+            {
+                _verified.Clear();
+                Volatile.Write(ref _cached, 1);
+            }
+
+            _verified.TryAdd(token.ToString(), claims);
+        }
+
+        return true;
+    }
+
+    private bool TryVerifySignature(ReadOnlySpan<char> token, out DeviceClaims claims)
     {
         claims = default;
         // One spelling per token: base64url without padding, so the MAC part is exactly MacChars long.

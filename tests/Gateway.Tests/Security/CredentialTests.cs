@@ -48,6 +48,30 @@ public sealed class CredentialTests
         Assert.InRange(expiresAt - _time.GetUtcNow().UtcDateTime, TimeSpan.FromMinutes(10) - TimeSpan.FromMilliseconds(1), TimeSpan.FromMinutes(10));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    [InlineData(100)]
+    public void Remembered_tokens_verify_like_fresh_ones_whatever_the_cache_size(int cacheSize)
+    {
+        var tokens = Tokens(SigningKey, cacheSize: cacheSize);
+        var issued = Enumerable.Range(0, 5).Select(i => tokens.Issue(new DeviceKey("acme", $"dev-{i}"), i + 1, out _)).ToList();
+
+        for (var pass = 0; pass < 3; pass++)
+        {
+            for (var i = 0; i < issued.Count; i++)
+            {
+                Assert.True(tokens.TryVerify(issued[i], out var claims), $"pass {pass}, token {i}");
+                Assert.Equal(new DeviceKey("acme", $"dev-{i}"), claims.Device);
+                Assert.Equal(i + 1, claims.CredentialStamp);
+                Assert.False(tokens.TryVerify(issued[i] + "A", out _), "a longer spelling is another token");
+            }
+        }
+
+        _time.Advance(TimeSpan.FromMinutes(10));
+        Assert.All(issued, token => Assert.False(tokens.TryVerify(token, out _), "remembered tokens expire too"));
+    }
+
     [Fact]
     public void A_token_expires_exactly_at_its_expires_at()
     {
@@ -679,13 +703,14 @@ public sealed class CredentialTests
 
     // ---- helpers ----
 
-    private DeviceTokens Tokens(string key, string? previous = null) =>
+    private DeviceTokens Tokens(string key, string? previous = null, int cacheSize = 100_000) =>
         new(Options.Create(new AuthOptions
         {
             Mode = AuthOptions.DeviceTokenMode,
             TokenSigningKey = key,
             PreviousTokenSigningKey = previous,
             TokenLifetimeMinutes = 10,
+            TokenCacheSize = cacheSize,
         }), _time);
 
     private ApiKeys Keys(IApiKeyStore store, string? adminApiKey = null) =>
