@@ -55,8 +55,8 @@ internal sealed class AuthMiddleware(
     {
         if (_options.UsesDeviceTokens)
         {
-            return tokens.TryVerify(Credential(request, required, headerName: null), out var claims)
-                ? (new Caller(claims.Device.TenantId, ApiRole.Viewer, Device: claims), null)
+            return tokens.TryAuthenticate(Credential(request, required, headerName: null), out var device)
+                ? (device, null)
                 : (null, ApiError.Unauthorized());
         }
 

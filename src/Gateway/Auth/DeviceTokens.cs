@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
 using Presence.Grains.Abstractions;
+using Presence.Runtime.Storage;
 
 namespace Presence.Gateway.Auth;
 
@@ -40,8 +41,8 @@ public sealed class DeviceTokens
 
     // Tokens already verified (a device sends the same one for its whole lifetime): a hit costs a lookup, not an HMAC.
     // Bounded by Presence:Auth:TokenCacheSize; when full it starts again empty.
-    private readonly ConcurrentDictionary<string, DeviceClaims> _verified = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, DeviceClaims>.AlternateLookup<ReadOnlySpan<char>> _verifiedBySpan;
+    private readonly ConcurrentDictionary<string, Caller> _verified = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Caller>.AlternateLookup<ReadOnlySpan<char>> _verifiedBySpan;
     private readonly int _cacheSize;
     private int _cached;
 
@@ -76,23 +77,35 @@ public sealed class DeviceTokens
     /// </summary>
     public bool TryVerify(ReadOnlySpan<char> token, out DeviceClaims claims)
     {
-        if (_verifiedBySpan.TryGetValue(token, out claims))
+        var verified = TryAuthenticate(token, out var caller);
+        claims = verified ? caller!.Device!.Value : default;
+        return verified;
+    }
+
+    /// <summary>
+    /// <see cref="TryVerify"/>, answering with the device's <see cref="Caller"/>: the one remembered with the token, so
+    /// a repeated token allocates nothing.
+    /// </summary>
+    public bool TryAuthenticate(ReadOnlySpan<char> token, out Caller? caller)
+    {
+        if (_verifiedBySpan.TryGetValue(token, out caller))
         {
-            if (_time.GetUtcNow().UtcDateTime < claims.ExpiresAt)
+            if (_time.GetUtcNow().UtcDateTime < caller.Device!.Value.ExpiresAt)
             {
                 return true;
             }
 
             _verifiedBySpan.TryRemove(token, out _, out _);
-            claims = default;
+            caller = null;
             return false;
         }
 
-        if (!TryVerifySignature(token, out claims))
+        if (!TryVerifySignature(token, out var claims))
         {
             return false;
         }
 
+        caller = new Caller(claims.Device.TenantId, ApiRole.Viewer, Device: claims);
         if (_cacheSize > 0)
         {
             if (Interlocked.Increment(ref _cached) > _cacheSize)
@@ -101,7 +114,7 @@ public sealed class DeviceTokens
                 Volatile.Write(ref _cached, 1);
             }
 
-            _verified.TryAdd(token.ToString(), claims);
+            _verified.TryAdd(token.ToString(), caller);
         }
 
         return true;
