@@ -1,0 +1,44 @@
+using Presence.Agent;
+
+namespace Presence.Agent.Tests;
+
+public sealed class AgentOptionsTests
+{
+    [Fact]
+    public void The_contract_command_line_parses()
+    {
+        var options = AgentOptions.Parse(["--server", "http://127.0.0.1:5080", "--device-id", "agent-42", "--secret", "acme.s", "--websocket"]);
+
+        Assert.Equal(new Uri("http://127.0.0.1:5080"), options.Server);
+        Assert.Equal("agent-42", options.DeviceId);
+        Assert.Equal("acme.s", options.Secret);
+        Assert.True(options.WebSocket);
+        Assert.Equal(0, options.Simulate);
+    }
+
+    [Fact]
+    public void The_simulator_command_line_parses()
+    {
+        var options = AgentOptions.Parse(["--server", "http://127.0.0.1:5080", "--simulate", "1000", "--churn", "5", "--duration", "30", "--rate", "2000"]);
+
+        Assert.Equal(1000, options.Simulate);
+        Assert.Equal(5, options.ChurnPercent);
+        Assert.Equal(30, options.DurationSeconds);
+        Assert.Equal(2000, options.Rate);
+    }
+
+    [Theory]
+    [InlineData("--bogus")]
+    [InlineData("--server")]
+    [InlineData("--server", "ftp://x")]
+    [InlineData("--simulate", "0")]
+    [InlineData("--simulate", "ten")]
+    [InlineData("--churn", "5")]
+    [InlineData("--simulate", "5", "--churn", "101")]
+    [InlineData("--secret", "a", "--shared-secret", "b")]
+    public void A_bad_command_line_is_refused_with_a_message_naming_the_argument(params string[] args)
+    {
+        var error = Assert.Throws<ArgumentException>(() => AgentOptions.Parse(args));
+        Assert.Contains("--", error.Message, StringComparison.Ordinal);
+    }
+}
