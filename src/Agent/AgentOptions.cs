@@ -19,6 +19,9 @@ public sealed record AgentOptions
           --secret S           device-token mode: the device secret from provisioning (PUT /api/v1/devices/{id})
           --shared-secret S    shared-secret mode: the fleet's X-Connect-Secret
           --websocket          keep a /ws/device channel open and heartbeat over it; answers ping, collect, report
+          --proc-root PATH     where the host's /proc is (default $PRESENCE_PROC_ROOT or /proc; in a container: /host/proc)
+          --docker-socket PATH the Docker Engine socket (default /var/run/docker.sock; containers are reported when it exists)
+          --verbose            also log every heartbeat and retry (debug level)
           --simulate N         run N simulated devices instead (a load and churn generator)
           --churn PCT          simulation: percentage of devices that go silent and come back (default 0)
           --duration S         simulation: stop after S seconds (default: until SIGTERM / Ctrl+C)
@@ -36,6 +39,13 @@ public sealed record AgentOptions
     public string? SharedSecret { get; init; }
 
     public bool WebSocket { get; init; }
+
+    /// <summary>Null: <c>$PRESENCE_PROC_ROOT</c>, else <c>/proc</c>.</summary>
+    public string? ProcRoot { get; init; }
+
+    public string DockerSocket { get; init; } = "/var/run/docker.sock";
+
+    public bool Verbose { get; init; }
 
     /// <summary>0: run as a real agent; otherwise the number of simulated devices.</summary>
     public int Simulate { get; init; }
@@ -63,10 +73,13 @@ public sealed record AgentOptions
             options = name switch
             {
                 "--server" => options with { Server = ParseServer(Value()) },
-                "--device-id" => options with { DeviceId = Value() },
+                "--device-id" => options with { DeviceId = ParseDeviceId(Value()) },
                 "--secret" => options with { Secret = Value() },
                 "--shared-secret" => options with { SharedSecret = Value() },
                 "--websocket" => options with { WebSocket = true },
+                "--proc-root" => options with { ProcRoot = Value() },
+                "--docker-socket" => options with { DockerSocket = Value() },
+                "--verbose" => options with { Verbose = true },
                 "--simulate" => options with { Simulate = ParseInt(name, Value(), 1, 10_000_000) },
                 "--churn" => options with { ChurnPercent = ParseNumber(name, Value(), 0, 100) },
                 "--duration" => options with { DurationSeconds = ParseNumber(name, Value(), 0.001, 365 * 86400) },
@@ -93,6 +106,11 @@ public sealed record AgentOptions
         Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
             ? uri
             : throw new ArgumentException($"--server must be an http:// or https:// URL (got '{value}')");
+
+    private static string ParseDeviceId(string value) =>
+        Host.HostIdentity.IsValidDeviceId(value)
+            ? value
+            : throw new ArgumentException($"--device-id must be 1-128 of A-Z a-z 0-9 _ . : @ - (got '{value}')");
 
     private static int ParseInt(string name, string value, int min, int max) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max

@@ -1,0 +1,55 @@
+using Presence.Agent.Connection;
+using Presence.Agent.Host;
+
+namespace Presence.Agent;
+
+/// <summary>
+/// Everything the device agent runs with: the command line resolved against the host, and the seams tests drive
+/// (the clock every wait goes through, the HTTP handler, the jitter).
+/// </summary>
+internal sealed record AgentSettings
+{
+    public const string ProcRootVariable = "PRESENCE_PROC_ROOT";
+
+    public required Uri Server { get; init; }
+
+    public required string DeviceId { get; init; }
+
+    public string? DeviceName { get; init; }
+
+    public string Platform { get; init; } = "linux";
+
+    public string AppVersion { get; init; } = HostIdentity.AgentVersion();
+
+    public string? Secret { get; init; }
+
+    public string? SharedSecret { get; init; }
+
+    public bool WebSocket { get; init; }
+
+    public string ProcRoot { get; init; } = "/proc";
+
+    public string DockerSocket { get; init; } = "/var/run/docker.sock";
+
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>The handler for the gateway's HTTP API and the device channel's upgrade; null: a <see cref="SocketsHttpHandler"/>.</summary>
+    public HttpMessageHandler? Handler { get; init; }
+
+    /// <summary>Applied to every interval and backoff step; +-10 % by default.</summary>
+    public Func<TimeSpan, TimeSpan> Jitter { get; init; } = Pacing.TenPercentJitter;
+
+    /// <summary>The options as given, defaults taken from the host: its name (device id and name), the environment, the container it may run in.</summary>
+    public static AgentSettings FromOptions(AgentOptions options, string hostName, Func<string, string?> environment, Func<string, bool> fileExists) => new()
+    {
+        Server = options.Server,
+        DeviceId = options.DeviceId ?? HostIdentity.DeviceIdFrom(hostName),
+        DeviceName = HostIdentity.DeviceNameFrom(hostName),
+        Platform = HostIdentity.Platform(environment, fileExists),
+        Secret = options.Secret,
+        SharedSecret = options.SharedSecret,
+        WebSocket = options.WebSocket,
+        ProcRoot = options.ProcRoot ?? (environment(ProcRootVariable) is { Length: > 0 } root ? root : "/proc"),
+        DockerSocket = options.DockerSocket,
+    };
+}
