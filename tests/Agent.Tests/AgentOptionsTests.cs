@@ -27,7 +27,34 @@ public sealed class AgentOptionsTests
         Assert.Equal(2000, options.Rate);
     }
 
+    [Fact]
+    public void The_agents_own_options_parse()
+    {
+        var options = AgentOptions.Parse(["--proc-root", "/host/proc", "--docker-socket", "/run/docker.sock", "--verbose"]);
+
+        Assert.Equal("/host/proc", options.ProcRoot);
+        Assert.Equal("/run/docker.sock", options.DockerSocket);
+        Assert.True(options.Verbose);
+        Assert.Equal("/var/run/docker.sock", AgentOptions.Parse([]).DockerSocket);
+    }
+
+    [Fact]
+    public void Settings_take_the_host_name_the_environment_and_the_options()
+    {
+        var environment = new Dictionary<string, string?> { ["PRESENCE_PROC_ROOT"] = "/host/proc" };
+
+        var fromHost = AgentSettings.FromOptions(AgentOptions.Parse(["--websocket"]), "rack 3 node", environment.GetValueOrDefault, _ => false);
+        var given = AgentSettings.FromOptions(AgentOptions.Parse(["--device-id", "agent-42", "--proc-root", "/mnt/proc"]), "rack 3 node", environment.GetValueOrDefault, _ => true);
+
+        Assert.Equal(("rack-3-node", "rack 3 node", "linux", "/host/proc", true), (fromHost.DeviceId, fromHost.DeviceName, fromHost.Platform, fromHost.ProcRoot, fromHost.WebSocket));
+        Assert.Equal(("agent-42", "docker", "/mnt/proc"), (given.DeviceId, given.Platform, given.ProcRoot));
+        Assert.Equal("/proc", AgentSettings.FromOptions(AgentOptions.Parse([]), "h", _ => null, _ => false).ProcRoot);
+    }
+
     [Theory]
+    [InlineData("--device-id", "bad id")]
+    [InlineData("--device-id", "")]
+    [InlineData("--proc-root")]
     [InlineData("--bogus")]
     [InlineData("--server")]
     [InlineData("--server", "ftp://x")]
