@@ -65,6 +65,10 @@ internal static partial class AgentLog
     [LoggerMessage(EventId = 5016, Level = LogLevel.Debug, Message = "Device token renewal due: reconnecting the device channel with a new token")]
     public static partial void ChannelRenewing(ILogger logger);
 
+    [LoggerMessage(EventId = 5019, Level = LogLevel.Warning,
+        Message = "No /proc at {ProcRoot}: heartbeats carry no metrics (in a container, mount the host's: -v /proc:/host/proc:ro)")]
+    public static partial void NoProc(ILogger logger, string procRoot);
+
     [LoggerMessage(EventId = 5017, Level = LogLevel.Information, Message = "Presence agent stopped")]
     public static partial void Stopped(ILogger logger);
 

@@ -30,6 +30,11 @@ internal sealed class DeviceAgent(AgentSettings settings, ILoggerFactory loggers
 
         AgentLog.Starting(logger, settings.AppVersion, settings.DeviceId, settings.Server.ToString(),
             settings.WebSocket ? "a device channel (/ws/device)" : "HTTP", AuthName(credentials.Mode), settings.ProcRoot);
+        if (!File.Exists(Path.Combine(settings.ProcRoot, "stat")))
+        {
+            AgentLog.NoProc(logger, settings.ProcRoot);
+        }
+
         try
         {
             await (settings.WebSocket

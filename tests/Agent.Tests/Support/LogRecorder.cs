@@ -62,7 +62,7 @@ public sealed class LogRecorder : ILoggerProvider
                 added = _added.Task;
             }
 
-            var agent = Agent ?? Task.Delay(Timeout.Infinite, timeout.Token);
+            var agent = Agent ?? new TaskCompletionSource().Task;
             try
             {
                 if (await Task.WhenAny(added, agent).WaitAsync(timeout.Token) == agent && !added.IsCompleted)
