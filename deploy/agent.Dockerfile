@@ -5,7 +5,8 @@
 #     --hostname "$(hostname)" \
 #     -v /proc:/host/proc:ro -e PRESENCE_PROC_ROOT=/host/proc \
 #     -v /var/run/docker.sock:/var/run/docker.sock:ro --group-add "$(stat -c %g /var/run/docker.sock)" \
-#     presence-agent --server https://presence.example.com --secret "$DEVICE_SECRET"
+#     -e PRESENCE_DEVICE_SECRET \
+#     presence-agent --server https://presence.example.com --device-id "$(hostname)"
 #
 # The host's /proc, read-only, gives the host's metrics; the Docker socket its containers (read-only listing:
 # GET /containers/json). The agent runs as the image's non-root user, so it needs the socket's group to read it.

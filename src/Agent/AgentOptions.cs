@@ -18,6 +18,7 @@ public sealed record AgentOptions
           --device-id ID       this device's id (default: the host name, made valid)
           --secret S           device-token mode: the device secret from provisioning (PUT /api/v1/devices/{id})
           --shared-secret S    shared-secret mode: the fleet's X-Connect-Secret
+                               (without either option: $PRESENCE_DEVICE_SECRET or $PRESENCE_SHARED_SECRET, off the process list)
           --websocket          keep a /ws/device channel open and heartbeat over it; answers ping, collect, report
           --proc-root PATH     where the host's /proc is (default $PRESENCE_PROC_ROOT or /proc; in a container: /host/proc)
           --docker-socket PATH the Docker Engine socket (default /var/run/docker.sock; containers are reported when it exists)

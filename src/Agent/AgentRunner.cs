@@ -13,6 +13,17 @@ internal static class AgentRunner
             return await FleetSimulator.RunAsync(options, Console.Out, stop);
         }
 
+        AgentSettings settings;
+        try
+        {
+            settings = AgentSettings.FromOptions(options, Environment.MachineName, Environment.GetEnvironmentVariable, File.Exists);
+        }
+        catch (ArgumentException e)
+        {
+            await Console.Error.WriteLineAsync($"presence-agent: {e.Message}");
+            return 2;
+        }
+
         using var loggers = LoggerFactory.Create(logging => logging
             .SetMinimumLevel(options.Verbose ? LogLevel.Debug : LogLevel.Information)
             .AddSimpleConsole(console =>
@@ -21,7 +32,6 @@ internal static class AgentRunner
                 console.UseUtcTimestamp = true;
                 console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
             }));
-        var settings = AgentSettings.FromOptions(options, Environment.MachineName, Environment.GetEnvironmentVariable, File.Exists);
         try
         {
             await new DeviceAgent(settings, loggers).RunAsync(stop);

@@ -10,6 +10,8 @@ namespace Presence.Agent;
 internal sealed record AgentSettings
 {
     public const string ProcRootVariable = "PRESENCE_PROC_ROOT";
+    public const string SecretVariable = "PRESENCE_DEVICE_SECRET";
+    public const string SharedSecretVariable = "PRESENCE_SHARED_SECRET";
 
     public required Uri Server { get; init; }
 
@@ -39,17 +41,34 @@ internal sealed record AgentSettings
     /// <summary>Applied to every interval and backoff step; +-10 % by default.</summary>
     public Func<TimeSpan, TimeSpan> Jitter { get; init; } = Pacing.TenPercentJitter;
 
-    /// <summary>The options as given, defaults taken from the host: its name (device id and name), the environment, the container it may run in.</summary>
-    public static AgentSettings FromOptions(AgentOptions options, string hostName, Func<string, string?> environment, Func<string, bool> fileExists) => new()
+    /// <summary>
+    /// The options as given, defaults taken from the host: its name (device id and name), the environment (the proc
+    /// root; the secrets when no option gives one, so they stay off the process list), the container it may run in.
+    /// Throws <see cref="ArgumentException"/> when the environment names both secrets.
+    /// </summary>
+    public static AgentSettings FromOptions(AgentOptions options, string hostName, Func<string, string?> environment, Func<string, bool> fileExists)
     {
-        Server = options.Server,
-        DeviceId = options.DeviceId ?? HostIdentity.DeviceIdFrom(hostName),
-        DeviceName = HostIdentity.DeviceNameFrom(hostName),
-        Platform = HostIdentity.Platform(environment, fileExists),
-        Secret = options.Secret,
-        SharedSecret = options.SharedSecret,
-        WebSocket = options.WebSocket,
-        ProcRoot = options.ProcRoot ?? (environment(ProcRootVariable) is { Length: > 0 } root ? root : "/proc"),
-        DockerSocket = options.DockerSocket,
-    };
+        var (secret, sharedSecret) = options.Secret is not null || options.SharedSecret is not null
+            ? (options.Secret, options.SharedSecret)
+            : (NonEmpty(environment(SecretVariable)), NonEmpty(environment(SharedSecretVariable)));
+        if (secret is not null && sharedSecret is not null)
+        {
+            throw new ArgumentException($"{SecretVariable} and {SharedSecretVariable} are for different auth modes: set one");
+        }
+
+        return new AgentSettings
+        {
+            Server = options.Server,
+            DeviceId = options.DeviceId ?? HostIdentity.DeviceIdFrom(hostName),
+            DeviceName = HostIdentity.DeviceNameFrom(hostName),
+            Platform = HostIdentity.Platform(environment, fileExists),
+            Secret = secret,
+            SharedSecret = sharedSecret,
+            WebSocket = options.WebSocket,
+            ProcRoot = options.ProcRoot ?? NonEmpty(environment(ProcRootVariable)) ?? "/proc",
+            DockerSocket = options.DockerSocket,
+        };
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }

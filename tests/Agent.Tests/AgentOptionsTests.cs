@@ -51,6 +51,21 @@ public sealed class AgentOptionsTests
         Assert.Equal("/proc", AgentSettings.FromOptions(AgentOptions.Parse([]), "h", _ => null, _ => false).ProcRoot);
     }
 
+    [Fact]
+    public void Without_a_secret_option_the_secrets_come_from_the_environment()
+    {
+        var environment = new Dictionary<string, string?> { ["PRESENCE_DEVICE_SECRET"] = "acme.from-env" };
+
+        var fromEnvironment = AgentSettings.FromOptions(AgentOptions.Parse([]), "h", environment.GetValueOrDefault, _ => false);
+        var optionWins = AgentSettings.FromOptions(AgentOptions.Parse(["--shared-secret", "fleet-secret-from-option"]), "h", environment.GetValueOrDefault, _ => false);
+        environment["PRESENCE_SHARED_SECRET"] = "fleet";
+
+        Assert.Equal(("acme.from-env", null), (fromEnvironment.Secret, fromEnvironment.SharedSecret));
+        Assert.Equal((null, "fleet-secret-from-option"), (optionWins.Secret, optionWins.SharedSecret));
+        var both = Assert.Throws<ArgumentException>(() => AgentSettings.FromOptions(AgentOptions.Parse([]), "h", environment.GetValueOrDefault, _ => false));
+        Assert.DoesNotContain("acme.from-env", both.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--device-id", "bad id")]
     [InlineData("--device-id", "")]

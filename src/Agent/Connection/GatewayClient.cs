@@ -30,6 +30,8 @@ internal sealed class GatewayClient : IDisposable
             BaseAddress = server,
             // The driven timeout below replaces it.
             Timeout = Timeout.InfiniteTimeSpan,
+            // The gateway's answers are small; a proxy's or an impostor's should not fill memory.
+            MaxResponseContentBufferSize = 1024 * 1024,
         };
     }
 
