@@ -58,7 +58,8 @@ internal sealed record AgentSettings
 
         return new AgentSettings
         {
-            Server = options.Server,
+            // A base path (https://host/presence/) keeps its last segment only with the slash.
+            Server = options.Server.AbsolutePath.EndsWith('/') ? options.Server : new Uri(options.Server + "/"),
             DeviceId = options.DeviceId ?? HostIdentity.DeviceIdFrom(hostName),
             DeviceName = HostIdentity.DeviceNameFrom(hostName),
             Platform = HostIdentity.Platform(environment, fileExists),

@@ -49,6 +49,8 @@ public sealed class AgentOptionsTests
         Assert.Equal(("rack-3-node", "rack 3 node", "linux", "/host/proc", true), (fromHost.DeviceId, fromHost.DeviceName, fromHost.Platform, fromHost.ProcRoot, fromHost.WebSocket));
         Assert.Equal(("agent-42", "docker", "/mnt/proc"), (given.DeviceId, given.Platform, given.ProcRoot));
         Assert.Equal("/proc", AgentSettings.FromOptions(AgentOptions.Parse([]), "h", _ => null, _ => false).ProcRoot);
+        Assert.Equal(new Uri("https://example.com/presence/"),
+            AgentSettings.FromOptions(AgentOptions.Parse(["--server", "https://example.com/presence"]), "h", _ => null, _ => false).Server);
     }
 
     [Fact]
