@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Presence.LoadGen.Http;
+namespace Presence.Agent.Simulation.Http;
 
 /// <summary>
 /// One persistent HTTP/1.1 connection over a raw socket: the caller sends pre-built request bytes and reads

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Presence.LoadGen.Http;
+namespace Presence.Agent.Simulation.Http;
 
 /// <summary>
 /// A heartbeat request built once and patched in place per send: the device number and the metric values are
