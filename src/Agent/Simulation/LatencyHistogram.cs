@@ -36,6 +36,13 @@ public sealed class LatencyHistogram
         }
     }
 
+    public void Clear()
+    {
+        Array.Clear(_counts);
+        Count = 0;
+        MaxNanos = 0;
+    }
+
     public void Add(LatencyHistogram other)
     {
         for (var i = 0; i < Buckets; i++)
