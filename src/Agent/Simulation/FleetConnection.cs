@@ -239,7 +239,7 @@ internal sealed class FleetConnection
         {
             _phase[local] = Silent;
             Interlocked.Increment(ref _silent);
-            _due.Enqueue(local, schedule.SilenceEnd(now, ref _random));
+            _due.Enqueue(local, schedule.SilenceEnd(due, now, ref _random));
         }
         else
         {

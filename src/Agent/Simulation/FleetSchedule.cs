@@ -52,8 +52,11 @@ internal sealed class FleetSchedule
     public bool GoesSilent(bool first, ref ulong random) =>
         Churn.Churns && Xorshift.Unit(ref random) < (first ? Churn.FirstSilenceChance : Churn.SilenceChance);
 
-    /// <summary>The heartbeat that ends a silence starting at <paramref name="now"/>.</summary>
-    public long SilenceEnd(long now, ref ulong random) => now + Ticks(Churn.Silence(Xorshift.Unit(ref random)));
+    /// <summary>
+    /// The heartbeat that ends a silence after the heartbeat due at <paramref name="due"/>: counted from the due time,
+    /// like the next heartbeat would be, so a run that is a little behind keeps the churn's pace.
+    /// </summary>
+    public long SilenceEnd(long due, long now, ref ulong random) => Math.Max(due + Ticks(Churn.Silence(Xorshift.Unit(ref random))), now);
 
     public long Ticks(double seconds) => (long)(seconds * Frequency);
 
