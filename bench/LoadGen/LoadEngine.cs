@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
-using Presence.LoadGen.Http;
-using Presence.LoadGen.Measurement;
+using Presence.Agent.Simulation;
+using Presence.Agent.Simulation.Http;
 
 namespace Presence.LoadGen;
 

@@ -134,9 +134,9 @@ public sealed record LoadOptions
             options = options with { Devices = Math.Min(options.Devices, tokens.Count - options.IdStart) };
         }
 
-        if (options.IdStart + options.Devices > Http.HeartbeatRequests.MaxDevices)
+        if (options.IdStart + options.Devices > Presence.Agent.Simulation.Http.HeartbeatRequests.MaxDevices)
         {
-            throw new ArgumentException($"--id-start + --devices must not exceed {Http.HeartbeatRequests.MaxDevices}");
+            throw new ArgumentException($"--id-start + --devices must not exceed {Presence.Agent.Simulation.Http.HeartbeatRequests.MaxDevices}");
         }
 
         return options;
@@ -162,7 +162,7 @@ public sealed record LoadOptions
 
         for (var i = 0; i < lines.Length; i++)
         {
-            if (Http.HeartbeatRequests.CheckToken(lines[i]) is { } problem)
+            if (Presence.Agent.Simulation.Http.HeartbeatRequests.CheckToken(lines[i]) is { } problem)
             {
                 throw new ArgumentException($"--tokens: line {i + 1} of {path} {problem}");
             }

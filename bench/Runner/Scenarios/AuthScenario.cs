@@ -5,7 +5,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Presence.LoadGen.Http;
+using Presence.Agent.Simulation.Http;
 using Presence.Runner.Hosting;
 
 namespace Presence.Runner.Scenarios;

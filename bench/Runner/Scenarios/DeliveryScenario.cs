@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Presence.Agent.Simulation;
 using Presence.LoadGen;
-using Presence.LoadGen.Measurement;
 using Presence.Runner.Events;
 using Presence.Runner.Hosting;
 

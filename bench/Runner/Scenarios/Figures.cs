@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Presence.Agent.Simulation;
 using Presence.LoadGen;
-using Presence.LoadGen.Measurement;
 
 namespace Presence.Runner.Scenarios;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Text;
 using System.Text;
 
-namespace Presence.LoadGen.Http;
+namespace Presence.Agent.Simulation.Http;
 
 /// <summary>One parsed HTTP/1.1 response: its status, its length on the wire, and whether the server will close.</summary>
 public readonly record struct HttpResponseHead(int Status, int Length, bool Close);

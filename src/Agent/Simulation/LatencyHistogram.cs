@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Numerics;
 
-namespace Presence.LoadGen.Measurement;
+namespace Presence.Agent.Simulation;
 
 /// <summary>
 /// A log-linear latency histogram in nanoseconds (HdrHistogram-style, 64 sub-buckets per power of two, so any
@@ -34,6 +34,13 @@ public sealed class LatencyHistogram
         {
             MaxNanos = nanos;
         }
+    }
+
+    public void Clear()
+    {
+        Array.Clear(_counts);
+        Count = 0;
+        MaxNanos = 0;
     }
 
     public void Add(LatencyHistogram other)

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Presence.LoadGen.Http;
+namespace Presence.Agent.Simulation.Http;
 
 /// <summary>
 /// A heartbeat request built once and patched in place per send: the device number and the metric values are
@@ -8,7 +8,8 @@ namespace Presence.LoadGen.Http;
 /// <c>{"device_id":"sim-0000123","platform":"linux","metrics":{"cpu_pct":12.5,"mem_pct":40.1,"uptime_s":1234567}}</c>
 /// With device tokens the head also carries <c>Authorization: Bearer &lt;token&gt;</c>, the token of the device the
 /// request is for, padded with trailing spaces to the longest token: the request keeps one length, and a server drops
-/// the padding (trailing whitespace is not part of a header's value).
+/// the padding (trailing whitespace is not part of a header's value). With a shared secret every request carries
+/// <c>X-Connect-Secret</c>.
 /// </summary>
 public sealed class HeartbeatRequests
 {
@@ -22,8 +23,13 @@ public sealed class HeartbeatRequests
     private readonly int _tokenAt;
     private readonly byte[][]? _tokens;
 
-    public HeartbeatRequests(Uri url, string idPrefix, IReadOnlyList<string>? tokens = null)
+    public HeartbeatRequests(Uri url, string idPrefix, IReadOnlyList<string>? tokens = null, string? sharedSecret = null)
     {
+        if (sharedSecret is not null && CheckSecret(sharedSecret) is { } unusable)
+        {
+            throw new ArgumentException($"shared secret {unusable}", nameof(sharedSecret));
+        }
+
         IdPrefix = idPrefix;
         if (tokens is { Count: 0 })
         {
@@ -36,7 +42,8 @@ public sealed class HeartbeatRequests
         TokenWidth = _tokens is null ? 0 : _tokens.Max(t => t.Length);
         var authorization = _tokens is null ? "" : $"Authorization: Bearer {new string(' ', TokenWidth)}\r\n";
         var body = $"{{\"device_id\":\"{idPrefix}{new string('0', IdDigits)}\",\"platform\":\"linux\",\"metrics\":{{\"cpu_pct\":10.0,\"mem_pct\":10.0,\"uptime_s\":1000000}}}}";
-        var head = $"POST {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\n{authorization}Content-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n\r\n";
+        var secret = sharedSecret is null ? "" : $"X-Connect-Secret: {sharedSecret}\r\n";
+        var head = $"POST {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\n{authorization}{secret}Content-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n\r\n";
         Template = Encoding.UTF8.GetBytes(head + body);
         BodyLength = Encoding.UTF8.GetByteCount(body);
         var bodyAt = Template.Length - BodyLength;
@@ -75,6 +82,13 @@ public sealed class HeartbeatRequests
     public static string? CheckToken(string token) =>
         token.Length == 0 ? "is empty"
         : token.Any(c => c is <= ' ' or > '~') ? "holds a space, a control character or a non-ASCII character"
+        : null;
+
+    /// <summary>Why <paramref name="secret"/> cannot be a header value as it is, or null when it can.</summary>
+    public static string? CheckSecret(string secret) =>
+        secret.Length == 0 ? "is empty"
+        : secret.Any(c => c is < ' ' or > '~') ? "holds a control character or a non-ASCII character"
+        : secret[0] == ' ' || secret[^1] == ' ' ? "starts or ends with a space"
         : null;
 
     /// <summary>Writes the device number and fresh metric values into one request copy at <paramref name="request"/>.</summary>
