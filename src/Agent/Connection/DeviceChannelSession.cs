@@ -63,13 +63,19 @@ internal sealed class DeviceChannelSession(
                     (wait, why) = (renewAt - time.GetUtcNow(), "token renewal");
                 }
 
-                var delay = pacer.Delay(wait, why, stop);
-                if (await Task.WhenAny(delay, receiving) == receiving)
+                using (var waiting = CancellationTokenSource.CreateLinkedTokenSource(stop))
                 {
-                    return await receiving;
+                    var delay = pacer.Delay(wait, why, waiting.Token);
+                    if (await Task.WhenAny(delay, receiving) == receiving)
+                    {
+                        // The channel ended during the wait: its timer goes with it.
+                        await waiting.CancelAsync();
+                        return await receiving;
+                    }
+
+                    await delay;
                 }
 
-                await delay;
                 if (credentials.RenewalDue)
                 {
                     // Renew while this channel still works; only a new token is a reason to reconnect.

@@ -57,7 +57,7 @@ internal sealed class DeviceCredentials(
         if (attempt.Kind == AttemptKind.Unauthorized)
         {
             _token = null;
-            return (attempt with { Reason = $"the gateway refused the device secret ({attempt.Reason}); was it rotated or the device removed?" }, false);
+            return (attempt with { Reason = $"the gateway refused the device secret ({attempt.Reason}): a wrong or rotated secret, or a removed device" }, false);
         }
 
         if (_token is not null && now < _token.ExpiresAt)

@@ -65,12 +65,31 @@ internal static class HostIdentity
     }
 
     /// <summary>
-    /// <paramref name="value"/> without control characters, cut to <paramref name="max"/> characters without splitting a
-    /// surrogate pair (the gateway refuses control characters and lone surrogates).
+    /// <paramref name="value"/> without control characters or lone surrogates, cut to <paramref name="max"/> characters
+    /// without splitting a surrogate pair: the gateway refuses both, and one odd container name must not cost every
+    /// heartbeat.
     /// </summary>
     public static string Printable(string value, int max)
     {
-        var clean = HasControl(value) ? string.Concat(value.Where(c => !char.IsControl(c))) : value;
+        var clean = IsPrintable(value) ? value : string.Create(value.Length, value, static (span, text) =>
+        {
+            var length = 0;
+            for (var i = 0; i < text.Length; i++)
+            {
+                var c = text[i];
+                if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+                {
+                    span[length++] = c;
+                    span[length++] = text[++i];
+                }
+                else if (!char.IsControl(c) && !char.IsSurrogate(c))
+                {
+                    span[length++] = c;
+                }
+            }
+
+            span[length..].Fill('\0');
+        }).TrimEnd('\0');
         if (clean.Length <= max)
         {
             return clean;
@@ -80,17 +99,22 @@ internal static class HostIdentity
         return clean[..cut];
     }
 
-    private static bool HasControl(string value)
+    private static bool IsPrintable(string value)
     {
-        foreach (var c in value)
+        for (var i = 0; i < value.Length; i++)
         {
-            if (char.IsControl(c))
+            var c = value[i];
+            if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
             {
-                return true;
+                i++;
+            }
+            else if (char.IsControl(c) || char.IsSurrogate(c))
+            {
+                return false;
             }
         }
 
-        return false;
+        return true;
     }
 
     private static bool IsDeviceIdChar(char c) =>

@@ -40,6 +40,7 @@ public sealed class HostIdentityTests
         Assert.Equal("abc", HostIdentity.Printable("abcdef", 3));
         Assert.Equal("ab", HostIdentity.Printable("ab\U0001F600", 3));
         Assert.Equal("ab\U0001F600", HostIdentity.Printable("ab\U0001F600", 4));
+        Assert.Equal("abc", HostIdentity.Printable("a\ud800b\udc00c", 10));
     }
 
     [Theory]
