@@ -2,19 +2,20 @@
 # Builds the gateway and the benchmark tools once (Release), runs the benchmark scenarios one after the other on
 # 127.0.0.1, and prints a results table. Every process it starts is stopped when it ends, however it ends.
 #
-#   bench/run.sh                 quick mode: 100k devices, 5 s throughput runs (about 7 minutes on 2 cores)
+#   bench/run.sh                 quick mode: 100k devices, 5 s throughput runs (about 8 minutes on 2 cores)
 #   bench/run.sh --full          the budgets' sizes: 1M devices, 15 s runs x 2 rounds (about 20-30 minutes)
 #   bench/run.sh --only "throughput delivery" --no-build
 #   bench/run.sh --full --only storm -- --timeout 240     (arguments after -- go to every scenario)
 #   bench/run.sh --only postgres   PostgreSQL vs memory storage, on a throwaway PostgreSQL (opt-in; ~5 minutes)
 #   bench/run.sh --only auth       device-token vs auth mode none heartbeat throughput (opt-in; 3-5 minutes)
+#   bench/run.sh --only simulator  what one fleet simulator process drives against bare Kestrel (about 1 minute)
 set -euo pipefail
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODE=quick
-SCENARIOS="client throughput memory storm delivery"
+SCENARIOS="client simulator throughput memory storm delivery"
 BUILD=1
 OUT=""
 EXTRA=()
@@ -63,7 +64,7 @@ trap 'exit 130' INT TERM
 
 if [[ "$BUILD" == 1 ]]; then
   echo "== build (Release)"
-  for project in src/Gateway/Gateway.csproj bench/BareKestrel/BareKestrel.csproj bench/Runner/Runner.csproj; do
+  for project in src/Gateway/Gateway.csproj src/Agent/Agent.csproj bench/BareKestrel/BareKestrel.csproj bench/Runner/Runner.csproj; do
     if ! dotnet build -c Release --nologo "$ROOT/$project" > "$OUT/build.log" 2>&1; then
       tail -n 30 "$OUT/build.log" >&2
       echo "build of $project failed (full log: $OUT/build.log)" >&2

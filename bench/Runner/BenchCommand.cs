@@ -12,6 +12,8 @@ internal static class BenchCommand
     private const string Usage = """
         Presence.Runner <scenario> [--full] [--out DIR] [--pidfile FILE] [--root DIR] [--configuration Release] [scenario options]
           client      raw sockets vs SocketsHttpHandler load generator         [--connections 64 --duration S --warmup S]
+          simulator   one fleet simulator process (src/Agent --simulate) vs bare Kestrel: heartbeats/s at full speed and paced
+                                                                               [--devices N --duration S --rate R --churn PCT]
           throughput  gateway vs bare Kestrel heartbeat req/s                  [--connections 16,64,128 --duration S --warmup S --rounds R --devices N --pipeline K]
           memory      RSS per tracked device                                   [--devices N --connections C --settle-seconds S]
           storm       N simultaneous timeouts + heartbeat p99 of live devices  [--devices N --timeout S --probe-rate R --probe-devices N --no-freeze --default-event-limits]
@@ -84,6 +86,7 @@ internal static class BenchCommand
         Func<ScenarioContext, Task<JsonObject>>? run = scenario switch
         {
             "client" => ClientScenario.RunAsync,
+            "simulator" => SimulatorScenario.RunAsync,
             "throughput" => ThroughputScenario.RunAsync,
             "memory" => MemoryScenario.RunAsync,
             "storm" => StormScenario.RunAsync,

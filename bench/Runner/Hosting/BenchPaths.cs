@@ -11,6 +11,9 @@ internal sealed class BenchPaths(string root, string configuration)
 
     public string LoadGen => Built("bench/LoadGen", "Presence.LoadGen.dll");
 
+    /// <summary>The device agent, whose <c>--simulate</c> is the fleet simulator.</summary>
+    public string Agent => Built("src/Agent", "Presence.Agent.dll");
+
     public static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

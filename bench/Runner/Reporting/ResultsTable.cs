@@ -34,6 +34,11 @@ internal static class ResultsTable
                 "least client CPU", Invariant($"chose {client["chosen"]}"));
         }
 
+        if (results.TryGetValue("simulator", out var simulator))
+        {
+            Simulator(text, simulator);
+        }
+
         if (results.TryGetValue("throughput", out var throughput))
         {
             foreach (var row in throughput["by_connections"]!.AsArray())
@@ -94,6 +99,21 @@ internal static class ResultsTable
         }
 
         return text.ToString();
+    }
+
+    private static void Simulator(StringBuilder text, JsonObject simulator)
+    {
+        var devices = simulator["parameters"]!["devices"];
+        var full = simulator["runs"]!["full_speed"]!;
+        var paced = simulator["runs"]!["paced"]!;
+        Row(text, simulator, Invariant($"one simulator process, {N(devices)} devices, full speed (bare Kestrel)"),
+            Invariant($"{N(full["steady_heartbeats_per_s"])} heartbeats/s (p99 {full["p99_ms"]} ms)"),
+            Invariant($"simulator {full["simulator_cpu_us_per_heartbeat"]} us CPU/heartbeat ({full["simulator_cpu_percent"]}% of a core), {full["allocated_bytes_per_heartbeat"]} B allocated/heartbeat; server {full["server_cpu_us_per_heartbeat"]} us CPU/heartbeat"),
+            ">= 20,000/s", Verdict((double?)full["steady_heartbeats_per_s"] >= SimulatorScenario.Goal && SimulatorScenario.NotOk(full) == 0));
+        Row(text, simulator, Invariant($"one simulator process, paced at {N(simulator["parameters"]!["paced_rate"])}/s"),
+            Invariant($"{N(paced["steady_heartbeats_per_s"])} heartbeats/s (p99 {paced["p99_ms"]} ms, {paced["late"]} late)"),
+            Invariant($"simulator {paced["simulator_cpu_us_per_heartbeat"]} us CPU/heartbeat ({paced["simulator_cpu_percent"]}% of a core), {paced["allocated_bytes_per_heartbeat"]} B allocated/heartbeat"),
+            ">= 0.98 x rate", Verdict((bool)simulator["headline"]!["pass"]!));
     }
 
     private static void Auth(StringBuilder text, JsonObject auth)

@@ -6,6 +6,9 @@ namespace Presence.Agent.Simulation;
 /// One loop's wait for a time on a <see cref="TimeProvider"/>: a single timer re-armed per wait and a reusable
 /// value-task source, so waiting allocates nothing (<c>Task.Delay</c> would allocate a timer and a task each time).
 /// A waiting loop counts as idle in its <see cref="LoopActivity"/>; the wait ends early when the run stops.
+/// The loop resumes on the timer's own callback (no second thread-pool dispatch per wait; with a driven clock, on the
+/// thread that moved it, up to the loop's next socket wait); after a stop, on the thread pool, never inside the
+/// <c>Cancel</c> that stopped the run.
 /// </summary>
 internal sealed class Alarm : IValueTaskSource, IDisposable
 {
@@ -21,7 +24,7 @@ internal sealed class Alarm : IValueTaskSource, IDisposable
         _activity = activity;
         _stop = stop;
         _timer = time.CreateTimer(static state => ((Alarm)state!).Ring(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _stopping = stop.UnsafeRegister(static state => ((Alarm)state!).Ring(), this);
+        _stopping = stop.UnsafeRegister(static state => ((Alarm)state!).RingSoon(), this);
     }
 
     /// <summary>Waits <paramref name="delay"/> (more than zero) or until the run stops.</summary>
@@ -59,6 +62,16 @@ internal sealed class Alarm : IValueTaskSource, IDisposable
         {
             _activity.Begin();
             _core.SetResult(true);
+        }
+    }
+
+    /// <summary>Ends the wait from a stop: busy at once, resumed on the thread pool.</summary>
+    private void RingSoon()
+    {
+        if (Interlocked.Exchange(ref _armed, 0) == 1)
+        {
+            _activity.Begin();
+            ThreadPool.UnsafeQueueUserWorkItem(static alarm => alarm._core.SetResult(true), this, preferLocal: false);
         }
     }
 

@@ -121,15 +121,28 @@ internal sealed class FleetRun(FleetPlan plan, TextWriter output, TimeProvider t
                 loops[i] = Task.Run(connection.RunAsync, CancellationToken.None);
             }
 
-            // The run itself only waits from here: idle, as far as a test driving the clock is concerned.
+            // The run itself only waits from here: idle, as far as a test driving the clock is concerned, until the
+            // stop (it then has the summary to write: busy before its loops end, so the run is never idle in between).
             _activity.End();
-            try
+            var waiting = 1;
+            void Wake()
             {
-                await Task.WhenAll(loops);
+                if (Interlocked.Exchange(ref waiting, 0) == 1)
+                {
+                    _activity.Begin();
+                }
             }
-            finally
+
+            using (stopping.Token.UnsafeRegister(_ => Wake(), null))
             {
-                _activity.Begin();
+                try
+                {
+                    await Task.WhenAll(loops);
+                }
+                finally
+                {
+                    Wake();
+                }
             }
         }
 
