@@ -289,7 +289,8 @@ public sealed partial class FleetSimulatorTests(ITestOutputHelper log)
     [InlineData("--secret s", "does not support --secret")]
     [InlineData("--websocket", "--websocket is for a single agent")]
     [InlineData("--server https://gw.example:443", "speaks plain HTTP/1.1")]
-    [InlineData("--device-id bad/prefix", "--device-id with --simulate is the id prefix")]
+    // Characters outside the id rule are refused by the command line itself; a prefix too long for its 7 digits here.
+    [InlineData("--device-id pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp", "--device-id with --simulate is the id prefix")]
     public async Task Options_the_simulator_cannot_honour_are_refused_with_exit_code_two(string extra, string message)
     {
         var options = AgentOptions.Parse(["--simulate", "10", .. extra.Split(' ')]);
