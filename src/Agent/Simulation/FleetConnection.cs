@@ -152,6 +152,7 @@ internal sealed class FleetConnection
                     try
                     {
                         connection = await RawHttpConnection.ConnectAsync(fleet.Server, fleet.Abort);
+                        lastUsed = Stopwatch.GetTimestamp();
                         backoff = TimeSpan.Zero;
                     }
                     catch (SocketException)
