@@ -12,9 +12,10 @@ namespace Presence.Agent.Simulation;
 /// than one heartbeat). PCT above 95 acts as 95: a fleet that never comes back does not churn.
 /// </para>
 /// <para>
-/// Every device sends its first heartbeat (it registers); a device starts a silence after that first heartbeat with
-/// the steady-state share of silent devices (<see cref="FirstSilenceChance"/>), so the fleet reaches the steady state
-/// within about one <c>timeout_s</c> instead of one whole cycle.
+/// Every device sends its first heartbeat (it registers). Right after it, a share PCT of the devices starts a silence
+/// whose offline part is a uniform draw from 0 to <see cref="MeanOffline"/> (what remains of a steady-state offline
+/// spell): those go offline one timeout after starting and come back spread out while the other devices' silences
+/// take over, so the fleet is at its steady state from about one <c>timeout_s</c> after the start, without a wave.
 /// </para>
 /// </summary>
 internal sealed class ChurnModel
@@ -29,7 +30,7 @@ internal sealed class ChurnModel
         MeanOffline = meanOffline;
         ActiveSpan = activeSpan;
         SilenceChance = share == 0 ? 0 : 1 / (1 + (activeSpan / interval));
-        FirstSilenceChance = share == 0 ? 0 : (timeout + meanOffline) / Cycle;
+        FirstSilenceChance = share;
     }
 
     /// <summary>The target share of the fleet offline at the gateway (0-0.95).</summary>
@@ -102,4 +103,7 @@ internal sealed class ChurnModel
 
     /// <summary>A silence's length in seconds, from a uniform draw <paramref name="unit"/> in [0, 1).</summary>
     public double Silence(double unit) => Timeout + (MeanOffline * (0.5 + unit));
+
+    /// <summary>The length of a silence right after a device's first heartbeat, from a uniform draw in [0, 1).</summary>
+    public double FirstSilence(double unit) => Timeout + (MeanOffline * unit);
 }

@@ -152,6 +152,7 @@ internal sealed class FleetConnection
                     try
                     {
                         connection = await RawHttpConnection.ConnectAsync(fleet.Server, fleet.Abort);
+                        lastUsed = Stopwatch.GetTimestamp();
                         backoff = TimeSpan.Zero;
                     }
                     catch (SocketException)
@@ -234,12 +235,13 @@ internal sealed class FleetConnection
         }
 
         // A device never answered 200 is not registered yet: it keeps trying on its schedule before it churns.
-        var silent = (phase == Active || status == 200) && schedule.GoesSilent(phase == New, ref _random);
+        var first = phase == New;
+        var silent = (phase == Active || status == 200) && schedule.GoesSilent(first, ref _random);
         if (silent)
         {
             _phase[local] = Silent;
             Interlocked.Increment(ref _silent);
-            _due.Enqueue(local, schedule.SilenceEnd(due, now, ref _random));
+            _due.Enqueue(local, schedule.SilenceEnd(due, now, first, ref _random));
         }
         else
         {

@@ -53,10 +53,15 @@ internal sealed class FleetSchedule
         Churn.Churns && Xorshift.Unit(ref random) < (first ? Churn.FirstSilenceChance : Churn.SilenceChance);
 
     /// <summary>
-    /// The heartbeat that ends a silence after the heartbeat due at <paramref name="due"/>: counted from the due time,
-    /// like the next heartbeat would be, so a run that is a little behind keeps the churn's pace.
+    /// The heartbeat that ends a silence after the heartbeat due at <paramref name="due"/> (a device's
+    /// <paramref name="first"/> one, or a later one): counted from the due time, like the next heartbeat would be, so
+    /// a run that is a little behind keeps the churn's pace.
     /// </summary>
-    public long SilenceEnd(long due, long now, ref ulong random) => Math.Max(due + Ticks(Churn.Silence(Xorshift.Unit(ref random))), now);
+    public long SilenceEnd(long due, long now, bool first, ref ulong random)
+    {
+        var unit = Xorshift.Unit(ref random);
+        return Math.Max(due + Ticks(first ? Churn.FirstSilence(unit) : Churn.Silence(unit)), now);
+    }
 
     public long Ticks(double seconds) => (long)(seconds * Frequency);
 

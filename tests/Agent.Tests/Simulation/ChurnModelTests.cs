@@ -42,6 +42,21 @@ public sealed class ChurnModelTests
         Assert.InRange(model.RateOf(devices), rate * 0.999, rate * 1.001);
     }
 
+    [Theory]
+    [InlineData(5)]
+    [InlineData(20)]
+    [InlineData(50)]
+    public void The_fleet_churns_at_its_steady_share_soon_after_the_first_timeout_without_a_wave(double percent)
+    {
+        // Interval 2 s, timeout 5 s: from about 10 s on, every 5-second window has the churn's share offline.
+        var model = ChurnModel.For(percent, 2, 5);
+        for (var window = 10.0; window < 60; window += 5)
+        {
+            var share = Simulate(model, devices: 4000, window, window + 5).OfflineShare;
+            Assert.InRange(share * 100, percent - 4, percent + 4);
+        }
+    }
+
     [Fact]
     public void A_rate_below_one_heartbeat_per_device_and_cycle_cannot_be_met()
     {
@@ -115,10 +130,16 @@ public sealed class ChurnModelTests
     /// <summary>Draws every device's heartbeats with the simulator's schedule (all answered), then measures past the first cycles.</summary>
     private static (double OfflineShare, double HeartbeatsPerSecond, double SilencesPerDevice) Simulate(ChurnModel model, int devices, int cycles)
     {
-        var schedule = new FleetSchedule(Frequency, model.Interval, 0.1, model, devices);
         var cycle = model.Churns ? model.Cycle : model.Interval * 10;
-        var from = schedule.Ticks(cycle * 2);
-        var to = from + schedule.Ticks(cycle * cycles);
+        return Simulate(model, devices, cycle * 2, cycle * (2 + cycles));
+    }
+
+    /// <summary>Draws every device's heartbeats from time 0 (all answered) and measures the window [from, to), seconds.</summary>
+    private static (double OfflineShare, double HeartbeatsPerSecond, double SilencesPerDevice) Simulate(ChurnModel model, int devices, double fromSeconds, double toSeconds)
+    {
+        var schedule = new FleetSchedule(Frequency, model.Interval, 0.1, model, devices);
+        var from = schedule.Ticks(fromSeconds);
+        var to = schedule.Ticks(toSeconds);
         var random = 20261122UL;
         long offline = 0, heartbeats = 0, silences = 0;
         for (var device = 0; device < devices; device++)
@@ -135,7 +156,7 @@ public sealed class ChurnModelTests
                 long next;
                 if (schedule.GoesSilent(first, ref random))
                 {
-                    next = schedule.SilenceEnd(due, due, ref random);
+                    next = schedule.SilenceEnd(due, due, first, ref random);
                     silences++;
                 }
                 else
