@@ -82,6 +82,8 @@ public static partial class GatewayHostingExtensions
         {
             var failures = e is OptionsValidationException validation ? validation.Failures : [e.Message];
             InvalidConfiguration(app.Logger, string.Join("; ", failures));
+            // The console logger writes from a background queue: disposing the host flushes it before the exit.
+            ((IDisposable)app).Dispose();
             return 2;
         }
 
