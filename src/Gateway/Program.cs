@@ -1,11 +1,11 @@
 using Presence.Gateway.Hosting;
-using Presence.Runtime.Silo;
+using Presence.Runtime.Hosting;
 
 // Settings files are found next to the program wherever it is started from.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddPresenceGateway();
 builder.AddPresenceTelemetry();
-builder.Services.AddEmbeddedSilo();
+builder.AddPresenceGrains();
 
 var app = builder.Build();
 app.MapPresenceApi();

@@ -34,8 +34,15 @@ public class PresenceServer : WebApplicationFactory<Program>
     /// <param name="settings">Configuration keys over the defaults below.</param>
     /// <param name="start">Where the driven clock starts (a restarted gateway continues from the time it stopped).</param>
     protected PresenceServer(Dictionary<string, string> settings, DateTimeOffset? start = null)
+        : this(settings, start is { } at ? new ManualTimeProvider(at) : new ManualTimeProvider())
     {
-        Time = start is { } at ? new ManualTimeProvider(at) : new ManualTimeProvider();
+    }
+
+    /// <param name="settings">Configuration keys over the defaults below.</param>
+    /// <param name="time">The driven clock, shared with whatever else the test runs (a test cluster's silos).</param>
+    protected PresenceServer(Dictionary<string, string> settings, ManualTimeProvider time)
+    {
+        Time = time;
         _settings = new Dictionary<string, string>
         {
             ["Presence:Heartbeat:TimeoutSeconds"] = "3",

@@ -1,6 +1,6 @@
 using Presence.Gateway.Auth;
 using Presence.Gateway.Errors;
-using Presence.Runtime.Silo;
+using Presence.Gateway.Cluster;
 
 namespace Presence.Gateway.Apis;
 
@@ -10,20 +10,20 @@ public static class OperationsApi
     public static IEndpointRouteBuilder MapOperationsApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/api/v1/stats", StatsAsync).RequireAccess(Access.Viewer);
-        app.MapGet("/api/v1/cluster", Cluster).RequireAccess(Access.Operator);
+        app.MapGet("/api/v1/cluster", ClusterAsync).RequireAccess(Access.Operator);
         app.MapGet("/healthz", static () => JsonBody.Json(200, "ok", WriteStatus));
-        app.MapGet("/readyz", static (SiloRuntime silo) => silo.IsReady
+        app.MapGet("/readyz", static (ISiloDirectory silos) => silos.IsReady
             ? JsonBody.Json(200, "ready", WriteStatus)
             : new ApiErrorResult(ApiError.ServiceUnavailable("not ready: storage unreachable or partitions not owned", 2)));
         return app;
     }
 
-    private static async Task<IResult> StatsAsync(HttpContext context, ApiContext api, SiloRuntime silo)
+    private static async Task<IResult> StatsAsync(HttpContext context, ApiContext api, ISiloDirectory silos)
     {
         var tenant = api.TenantOf(context);
         var now = api.Now;
         var counts = await api.Store.CountDevicesAsync(tenant, now.AddHours(-24), context.RequestAborted);
-        var heartbeats = silo.HeartbeatsLastMinute(tenant);
+        var heartbeats = await silos.HeartbeatsLastMinuteAsync(tenant, context.RequestAborted);
         return JsonBody.Json(200, (Counts: counts, Heartbeats: heartbeats), static (writer, s) =>
         {
             writer.WriteStartObject();
@@ -36,7 +36,7 @@ public static class OperationsApi
         });
     }
 
-    private static IResult Cluster(HttpContext context, SiloRuntime silo, ApiContext api)
+    private static async Task<IResult> ClusterAsync(HttpContext context, ISiloDirectory silos, ApiContext api)
     {
         // Silos and their device counts span every tenant: infrastructure, for the default tenant's operators only.
         if (api.TenantOf(context) != Grains.Abstractions.DeviceKey.DefaultTenant)
@@ -44,22 +44,26 @@ public static class OperationsApi
             return new ApiErrorResult(ApiError.Forbidden("the cluster view is for operators of the default tenant"));
         }
 
-        var address = $"{context.Request.Scheme}://{context.Request.Host}";
-        return JsonBody.Json(200, (Silo: silo, Address: address, Now: api.Now), static (writer, s) =>
+        var cluster = await silos.DescribeAsync($"{context.Request.Scheme}://{context.Request.Host}", context.RequestAborted);
+        return JsonBody.Json(200, cluster, static (writer, c) =>
         {
             writer.WriteStartObject();
-            writer.WriteNumber("partitions_total", s.Silo.PartitionCount);
-            writer.WriteNumber("partitions_unowned", 0);
+            writer.WriteNumber("partitions_total", c.PartitionsTotal);
+            writer.WriteNumber("partitions_unowned", c.PartitionsUnowned);
             writer.WriteStartArray("silos");
-            writer.WriteStartObject();
-            writer.WriteString("silo_id", s.Silo.SiloId);
-            writer.WriteString("address", s.Address);
-            writer.WriteString("status", s.Silo.IsReady ? "active" : "joining");
-            writer.WriteNumber("partitions", s.Silo.PartitionCount);
-            writer.WriteNumber("devices", s.Silo.Activations);
-            Grains.Abstractions.PresenceJson.WriteTime(writer, "started_at", s.Silo.StartedAt);
-            Grains.Abstractions.PresenceJson.WriteTime(writer, "last_heartbeat_at", s.Now);
-            writer.WriteEndObject();
+            foreach (var silo in c.Silos)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("silo_id", silo.SiloId);
+                writer.WriteString("address", silo.Address);
+                writer.WriteString("status", silo.Status);
+                writer.WriteNumber("partitions", silo.Partitions);
+                writer.WriteNumber("devices", silo.Devices);
+                Grains.Abstractions.PresenceJson.WriteTime(writer, "started_at", silo.StartedAt);
+                Grains.Abstractions.PresenceJson.WriteTime(writer, "last_heartbeat_at", silo.LastHeartbeatAt);
+                writer.WriteEndObject();
+            }
+
             writer.WriteEndArray();
             writer.WriteEndObject();
         });

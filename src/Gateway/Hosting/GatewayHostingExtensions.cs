@@ -3,7 +3,12 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using Presence.Gateway.Apis;
 using Presence.Gateway.Auth;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Presence.Gateway.Channels;
+using Presence.Gateway.Cluster;
+using Presence.Grains.Abstractions;
+using Presence.Runtime.Cluster;
+using Presence.Runtime.Silo;
 using Presence.Gateway.Errors;
 using Presence.Gateway.Streaming;
 using Presence.Runtime.Options;
@@ -44,11 +49,42 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<KeyRevocations>();
         builder.Services.AddSingleton<ApiContext>();
         builder.Services.AddSingleton<DeviceChannels>();
+        if (builder.Configuration[$"{ClusterOptions.Section}:Mode"] == ClusterOptions.Client)
+        {
+            // A cluster gateway reads the partition map, the event log and device listings from the cluster's database.
+            builder.Configuration.AddInMemoryCollection([new($"{StorageOptions.Section}:Provider", StorageOptions.Postgres)]);
+        }
+
         if (builder.Configuration[$"{StorageOptions.Section}:Provider"] == StorageOptions.Postgres)
         {
             builder.Services.AddPostgresStorage(); // before the silo: migrations run before it claims partitions
         }
 
+        return builder;
+    }
+
+    /// <summary>
+    /// Where grain calls go: a silo in this process owning every partition (<c>embedded</c>, the default), or the
+    /// cluster's silos (<c>Presence:Cluster:Mode=client</c>).
+    /// </summary>
+    public static WebApplicationBuilder AddPresenceGrains(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        if (builder.Configuration[$"{ClusterOptions.Section}:Mode"] != ClusterOptions.Client)
+        {
+            services.AddEmbeddedSilo();
+            services.AddSingleton<ISiloDirectory, EmbeddedSiloDirectory>();
+            return builder;
+        }
+
+        services.AddPresenceOptions();
+        services.AddMetrics();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<IMembershipStore, PostgresMembership>();
+        services.AddSingleton<ClusterClient>();
+        services.AddSingleton<IDeviceGrains>(sp => sp.GetRequiredService<ClusterClient>());
+        services.AddSingleton<ISiloDirectory>(sp => sp.GetRequiredService<ClusterClient>());
+        services.AddHostedService(sp => sp.GetRequiredService<ClusterClient>());
         return builder;
     }
 
@@ -70,39 +106,16 @@ public static partial class GatewayHostingExtensions
         return app;
     }
 
-    /// <summary>Runs until shutdown; invalid configuration ends start-up with the offending key named, not a stack trace.</summary>
-    public static int RunPresence(this WebApplication app)
-    {
-        try
-        {
-            // Validate before the host starts, so a bad setting is one clear line instead of the host's stack trace.
-            app.Services.GetService<IStartupValidator>()?.Validate();
-        }
-        catch (Exception e) when (e is OptionsValidationException or InvalidOperationException)
-        {
-            var failures = e is OptionsValidationException validation ? validation.Failures : [e.Message];
-            InvalidConfiguration(app.Logger, string.Join("; ", failures));
-            // The console logger writes from a background queue: disposing the host flushes it before the exit.
-            ((IDisposable)app).Dispose();
-            return 2;
-        }
-
-        app.Run();
-        return 0;
-    }
-
     private static void LogReady(WebApplication app)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
         var storage = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value.Provider;
         var auth = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Mode;
-        Ready(app.Logger, string.Join(", ", addresses), storage, auth);
+        var mode = app.Services.GetRequiredService<IOptions<ClusterOptions>>().Value.Mode == ClusterOptions.Client ? "cluster client" : "embedded silo";
+        Ready(app.Logger, string.Join(", ", addresses), mode, storage, auth);
     }
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information,
-        Message = "Presence is listening on {Addresses} (embedded silo, storage {Storage}, auth {Auth})")]
-    private static partial void Ready(ILogger logger, string addresses, string storage, string auth);
-
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Critical, Message = "Presence did not start: invalid configuration: {Failures}")]
-    private static partial void InvalidConfiguration(ILogger logger, string failures);
+        Message = "Presence is listening on {Addresses} ({Mode}, storage {Storage}, auth {Auth})")]
+    private static partial void Ready(ILogger logger, string addresses, string mode, string storage, string auth);
 }

@@ -63,8 +63,29 @@ public sealed class ClusterOptions
 {
     public const string Section = "Presence:Cluster";
     public const string Embedded = "embedded";
+    public const string Client = "client";
     public int Partitions { get; set; } = 1024;
+
+    /// <summary>Gateways: <c>embedded</c> hosts a silo owning every partition; <c>client</c> routes to the cluster's silos.</summary>
     public string Mode { get; set; } = Embedded;
+
+    /// <summary>How often a silo refreshes its membership row and renews its leases, and a gateway re-reads the partition map.</summary>
+    public double MembershipIntervalSeconds { get; set; } = 1;
+
+    /// <summary>A silo whose row is older than this is no longer live (its partitions are re-targeted) and is declared dead.</summary>
+    public double SiloTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>How long a renewed lease lasts: a crashed silo's partitions can be taken over once it ends.</summary>
+    public double LeaseSeconds { get; set; } = 5;
+
+    /// <summary>Partitions a silo hands off per membership round when another silo joins (a drain hands off all at once).</summary>
+    public int HandOffBatch { get; set; } = 128;
+
+    /// <summary>Gateways: how long a grain call waits for a reachable owner before answering 503.</summary>
+    public double RouteTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>Shared by silos and gateways: a gateway must present it to a silo. Required when a silo listens beyond loopback.</summary>
+    public string? Secret { get; set; }
 }
 
 /// <summary><c>Presence:Silo</c>: runtime tuning; defaults suit production.</summary>
@@ -77,6 +98,12 @@ public sealed class SiloOptions
 
     /// <summary>Idle offline grains are deactivated (their state stays in storage) after this long.</summary>
     public double CollectionAgeSeconds { get; set; } = 120;
+
+    /// <summary>Silo processes: where gateways connect (<c>host:port</c>; port 0 picks a free one).</summary>
+    public string Endpoint { get; set; } = "127.0.0.1:0";
+
+    /// <summary>The host advertised in the membership table instead of the bound one (containers, NAT).</summary>
+    public string? AdvertisedHost { get; set; }
 }
 
 /// <summary>Checks every Presence option; each message names the configuration key it is about.</summary>
@@ -110,15 +137,26 @@ internal sealed class PresenceOptionsValidator :
 
     public ValidateOptionsResult Validate(string? name, ClusterOptions o) => Collect(
         Range(ClusterOptions.Section, "Partitions", o.Partitions, 1, 65_536),
-        o.Mode == ClusterOptions.Embedded ? null
-            : o.Mode == "client"
-                ? $"{ClusterOptions.Section}:Mode: 'client' is not available in this build yet; use 'embedded'"
-                : $"{ClusterOptions.Section}:Mode must be 'embedded' or 'client' (got '{o.Mode}')");
+        o.Mode is ClusterOptions.Embedded or ClusterOptions.Client ? null
+            : $"{ClusterOptions.Section}:Mode must be 'embedded' or 'client' (got '{o.Mode}')",
+        Positive(ClusterOptions.Section, "MembershipIntervalSeconds", o.MembershipIntervalSeconds, 60),
+        Positive(ClusterOptions.Section, "SiloTimeoutSeconds", o.SiloTimeoutSeconds, 600),
+        Positive(ClusterOptions.Section, "LeaseSeconds", o.LeaseSeconds, 600),
+        Positive(ClusterOptions.Section, "RouteTimeoutSeconds", o.RouteTimeoutSeconds, 600),
+        Range(ClusterOptions.Section, "HandOffBatch", o.HandOffBatch, 1, 65_536),
+        // A lease must survive a missed round or two, and a live silo must not look stale between its refreshes.
+        o.LeaseSeconds >= 2 * o.MembershipIntervalSeconds ? null
+            : $"{ClusterOptions.Section}:LeaseSeconds must be at least twice MembershipIntervalSeconds (got {o.LeaseSeconds} and {o.MembershipIntervalSeconds})",
+        o.SiloTimeoutSeconds >= 2 * o.MembershipIntervalSeconds ? null
+            : $"{ClusterOptions.Section}:SiloTimeoutSeconds must be at least twice MembershipIntervalSeconds (got {o.SiloTimeoutSeconds} and {o.MembershipIntervalSeconds})",
+        o.Secret is null || o.Secret.Length >= 16 ? null : $"{ClusterOptions.Section}:Secret must be at least 16 characters");
 
     public ValidateOptionsResult Validate(string? name, SiloOptions o) => Collect(
         // Offline events may be up to about two ticks late; API.md allows one second.
         Range(SiloOptions.Section, "TimerTickMilliseconds", o.TimerTickMilliseconds, 10, 400),
-        Positive(SiloOptions.Section, "CollectionAgeSeconds", o.CollectionAgeSeconds, 86_400));
+        Positive(SiloOptions.Section, "CollectionAgeSeconds", o.CollectionAgeSeconds, 86_400),
+        Cluster.SiloEndpoint.TryParse(o.Endpoint, out _) ? null
+            : $"{SiloOptions.Section}:Endpoint must be host:port with an IP address, e.g. 127.0.0.1:0 or 0.0.0.0:7070 (got '{o.Endpoint}')");
 
     private static string? Positive(string section, string key, double value, double max) =>
         double.IsFinite(value) && value > 0 && value <= max ? null : $"{section}:{key} must be a number greater than 0 and at most {max} (got {value})";

@@ -23,6 +23,19 @@ public static class PartitionHash
         return (int)(Finish(hash) % (ulong)partitions);
     }
 
+    /// <summary>The same stable 64-bit hash of one string (rendezvous placement hashes silo ids with it).</summary>
+    public static ulong Of(string text) => Finish(Mix(OffsetBasis, text));
+
+    /// <summary>MurmurHash3's 64-bit finaliser: spreads every input bit over the whole value.</summary>
+    public static ulong Finish(ulong hash)
+    {
+        hash ^= hash >> 33;
+        hash *= 0xff51afd7ed558ccd;
+        hash ^= hash >> 33;
+        hash *= 0xc4ceb53fe63a5df3;
+        return hash ^ (hash >> 33);
+    }
+
     private static ulong Mix(ulong hash, string text)
     {
         foreach (var c in text)
@@ -31,15 +44,6 @@ public static class PartitionHash
         }
 
         return hash;
-    }
-
-    private static ulong Finish(ulong hash)
-    {
-        hash ^= hash >> 33;
-        hash *= 0xff51afd7ed558ccd;
-        hash ^= hash >> 33;
-        hash *= 0xc4ceb53fe63a5df3;
-        return hash ^ (hash >> 33);
     }
 
     private static ulong Step(ulong hash, char c)

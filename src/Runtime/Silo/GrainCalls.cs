@@ -180,6 +180,18 @@ internal sealed class FlushCall() : GrainCall<bool>(default)
     }
 }
 
+/// <summary>Ends this silo's ownership of the partition (see <see cref="Partition.RetireAsync"/>).</summary>
+internal sealed class RetireCall(bool flush) : GrainCall<bool>(default)
+{
+    public override bool NeedsGrain => false;
+
+    public override void Invoke(DeviceGrain grain, Partition partition, DateTime now)
+    {
+        partition.Retire(flush);
+        Result = true;
+    }
+}
+
 /// <summary>Activates devices storage holds as online, after a restart or take-over (see <see cref="Partition.Recover"/>).</summary>
 internal sealed class RecoverCall(IReadOnlyList<DeviceRecord> devices) : GrainCall<bool>(default)
 {

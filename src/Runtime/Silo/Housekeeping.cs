@@ -66,7 +66,14 @@ public sealed partial class Housekeeping(
                 var silentBefore = now - TimeSpan.FromDays(devices.Value.DeleteAfterDays);
                 foreach (var key in await store.ReadSilentDevicesAsync(silentBefore, MaxDevicesPerRun, cancellationToken))
                 {
-                    removed += await silo.RemoveIfSilentAsync(key, silentBefore) ? 1 : 0;
+                    try
+                    {
+                        removed += await silo.RemoveIfSilentAsync(key, silentBefore) ? 1 : 0;
+                    }
+                    catch (Cluster.NotOwnerException)
+                    {
+                        // In a cluster, the device's owner removes it in its own housekeeping.
+                    }
                 }
             }
 

@@ -52,6 +52,7 @@ internal sealed class Partition : IThreadPoolWorkItem
     private int _activationCount;
     private DateTime _claimedAt;
     private PartitionFencedException? _fenced;
+    private bool _retired;
 
     // Activations keep times as ints relative to these (16 bytes an activation instead of 24).
     private readonly DateTime _origin;
@@ -199,7 +200,7 @@ internal sealed class Partition : IThreadPoolWorkItem
         try
         {
             var now = _silo.Now();
-            if (Interlocked.Exchange(ref _tickRequested, 0) != 0)
+            if (Interlocked.Exchange(ref _tickRequested, 0) != 0 && !_retired)
             {
                 if (_reload.Count > 0 && Store.IsAvailable)
                 {
@@ -223,6 +224,11 @@ internal sealed class Partition : IThreadPoolWorkItem
                     if (_fenced is not null)
                     {
                         throw _fenced;
+                    }
+
+                    if (_retired)
+                    {
+                        throw new Cluster.NotOwnerException(Id);
                     }
 
                     var grain = !call.NeedsGrain ? null
@@ -261,7 +267,7 @@ internal sealed class Partition : IThreadPoolWorkItem
                 }
             }
 
-            if (_admittedThisTurn || !IsStorm())
+            if (!_retired && (_admittedThisTurn || !IsStorm()))
             {
                 ExpireDue(now);
             }
@@ -547,6 +553,30 @@ internal sealed class Partition : IThreadPoolWorkItem
             _due.Clear();
             _dueIndex = 0;
         }
+    }
+
+    /// <summary>
+    /// Stops serving: calls already queued are applied first, later ones fail with <see cref="Cluster.NotOwnerException"/>,
+    /// and timers stop. With <paramref name="flush"/> every dirty grain is handed to storage first (graceful hand-off).
+    /// </summary>
+    public Task RetireAsync(bool flush)
+    {
+        var retire = new RetireCall(flush);
+        Post(retire);
+        return retire.Completion;
+    }
+
+    internal void Retire(bool flush)
+    {
+        if (flush)
+        {
+            FlushDirty();
+        }
+
+        // Timers that fell due are the next owner's now (it grants the recovery grace).
+        _retired = true;
+        _due.Clear();
+        _dueIndex = 0;
     }
 
     /// <summary>Completes once every dirty grain of this partition has been written.</summary>

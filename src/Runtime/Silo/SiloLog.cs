@@ -23,9 +23,13 @@ internal static partial class SiloLog
     public static partial void PartitionFenced(this ILogger logger, int partition, long epoch);
 
     [LoggerMessage(EventId = 1006, Level = LogLevel.Information,
-        Message = "Recovery: {Devices} devices were online in storage; each has one timeout from {ClaimedAt:o} before it is declared offline ({Seconds:0.0} s to load)")]
-    public static partial void Recovered(this ILogger logger, long devices, DateTime claimedAt, double seconds);
+        Message = "Recovery: {Devices} devices of {Partitions} partitions were online in storage; each has one timeout from {ClaimedAt:o} before it is declared offline ({Seconds:0.0} s to load)")]
+    public static partial void Recovered(this ILogger logger, long devices, int partitions, DateTime claimedAt, double seconds);
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Recovery of online devices failed; devices are loaded as calls arrive instead")]
     public static partial void RecoveryFailed(this ILogger logger, Exception error);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning,
+        Message = "Partition {Partition} (epoch {Epoch}) is no longer this silo's lease: another silo owns it now; it stops serving")]
+    public static partial void PartitionLost(this ILogger logger, int partition, long epoch);
 }
