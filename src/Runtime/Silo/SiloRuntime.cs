@@ -17,7 +17,7 @@ namespace Presence.Runtime.Silo;
 /// <see cref="ClusterMember"/> acquires, hands off and loses partitions as leases move, and a call for a partition it
 /// does not own fails with <see cref="NotOwnerException"/>.
 /// </summary>
-public sealed class SiloRuntime : IDeviceGrains, IHostedService, IDisposable
+public sealed class SiloRuntime : Remoting.ISiloCalls, IHostedService, IDisposable
 {
     // A slot is null while this silo does not own the partition; a partition that is handed off or lost is replaced
     // by a new instance if it comes back, so nothing of an earlier ownership survives it.
