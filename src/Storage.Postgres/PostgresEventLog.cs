@@ -44,7 +44,7 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
         _head = row.GetInt64(1);
         _trimmedTo = row.GetInt64(2);
         _ring = new EventRing(cached, _head);
-        _listening = ListenAsync(_stopping.Token);
+        _listening = PostgresListener.RunAsync(data, Channel, OnDoorbell, RefreshAsync, ListenFailed, _stopping.Token);
     }
 
     /// <summary>This process committed <paramref name="events"/> (positions assigned), ending at <paramref name="head"/>.</summary>
@@ -236,75 +236,20 @@ internal sealed partial class PostgresEventLog(NpgsqlDataSource data, int cached
         }
     }
 
-    /// <summary>Listens for appends (the doorbell); reconnects with backoff while the database is away.</summary>
-    private async Task ListenAsync(CancellationToken cancellationToken)
+    /// <summary>Another process appended up to the notified head: fetch what this one has not got (its own commits excepted).</summary>
+    private void OnDoorbell(string payload)
     {
-        var backoff = new Backoff();
-        while (!cancellationToken.IsCancellationRequested)
+        if (long.TryParse(payload, out var head) && head > _ring.Head && head != Volatile.Read(ref _expected))
         {
-            try
-            {
-                await using var connection = await data.OpenConnectionAsync(cancellationToken);
-                connection.Notification += (_, e) =>
-                {
-                    if (long.TryParse(e.Payload, out var head) && head > _ring.Head && head != Volatile.Read(ref _expected))
-                    {
-                        _ = CatchUpAsync(head, cancellationToken);
-                    }
-                };
-                await using (var listen = new NpgsqlCommand("LISTEN " + Channel, connection))
-                {
-                    await listen.ExecuteNonQueryAsync(cancellationToken);
-                }
-
-                // Whatever was appended while nobody listened.
-                await RefreshAsync(cancellationToken);
-                backoff.Reset();
-                try
-                {
-                    while (true)
-                    {
-                        await connection.WaitAsync(cancellationToken);
-                    }
-                }
-                finally
-                {
-                    await Unlisten(connection);
-                }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception error) when (PostgresErrors.IsOutage(error) || error is UnavailableException)
-            {
-                // The listener is the first to notice a lost database, even when nothing is being written.
-                health.Failed(error);
-                LogListenFailed(log, error.Message);
-                try
-                {
-                    await Task.Delay(backoff.Next(), cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
+            _ = CatchUpAsync(head, _stopping.Token);
         }
     }
 
-    /// <summary>The connection goes back to the pool without its LISTEN (the pool does not reset connections).</summary>
-    private static async Task Unlisten(NpgsqlConnection connection)
+    /// <summary>The listener is the first to notice a lost database, even when nothing is being written.</summary>
+    private void ListenFailed(Exception error)
     {
-        try
-        {
-            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
-            await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
-        }
-        catch (Exception error) when (PostgresErrors.IsOutage(error) || error is InvalidOperationException)
-        {
-            // A broken connection is discarded by the pool anyway.
-        }
+        health.Failed(error);
+        LogListenFailed(log, error.Message);
     }
 
     /// <summary>

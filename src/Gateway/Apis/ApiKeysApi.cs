@@ -1,4 +1,5 @@
 using System.Buffers;
+using Presence.Gateway.Cluster;
 using Presence.Gateway.Auth;
 using Presence.Gateway.Errors;
 using Presence.Grains.Abstractions;
@@ -53,7 +54,7 @@ public static class ApiKeysApi
         });
     }
 
-    private static async Task<IResult> RevokeAsync(string keyId, HttpContext context, ApiKeys keys, KeyRevocations revocations)
+    private static async Task<IResult> RevokeAsync(string keyId, HttpContext context, ApiKeys keys, GatewayRelay relay)
     {
         if (keyId == ApiKeys.BootstrapKeyId)
         {
@@ -72,7 +73,7 @@ public static class ApiKeysApi
             return new ApiErrorResult(ApiError.NotFound("no such API key"));
         }
 
-        revocations.Revoke(keyId);
+        await relay.RevokeKeyAsync(keyId, context.RequestAborted);
         return Results.NoContent();
     }
 

@@ -1,6 +1,7 @@
+using System.Net.WebSockets;
 using System.Text.Json;
 using Presence.Gateway.Auth;
-using Presence.Gateway.Channels;
+using Presence.Gateway.Cluster;
 using Presence.Gateway.Errors;
 using Presence.Grains.Abstractions;
 using Presence.Runtime.Storage;
@@ -75,7 +76,7 @@ public static class DevicesApi
             : JsonBody.Json(200, (Device: device, Timeout: api.DefaultTimeout), static (writer, s) => PresenceJson.WriteDevice(writer, s.Device, s.Timeout));
     }
 
-    private static async Task<IResult> DeleteAsync(string deviceId, HttpContext context, IDeviceGrains grains, ApiContext api, DeviceChannels channels)
+    private static async Task<IResult> DeleteAsync(string deviceId, HttpContext context, IDeviceGrains grains, ApiContext api, GatewayRelay relay)
     {
         if (QueryArgs.PathDeviceId(deviceId) is { } error)
         {
@@ -88,7 +89,7 @@ public static class DevicesApi
             return new ApiErrorResult(ApiError.NotFound("no such device"));
         }
 
-        await channels.CloseAsync(key, "device removed");
+        await relay.CloseChannelsAsync(key, "device removed", WebSocketCloseStatus.NormalClosure, context.RequestAborted);
         return Results.NoContent();
     }
 
@@ -118,7 +119,7 @@ public static class DevicesApi
             });
     }
 
-    private static async Task<IResult> CommandAsync(string deviceId, HttpContext context, IDeviceGrains grains, ApiContext api, DeviceChannels channels)
+    private static async Task<IResult> CommandAsync(string deviceId, HttpContext context, IDeviceGrains grains, ApiContext api, GatewayRelay relay)
     {
         if (QueryArgs.PathDeviceId(deviceId) is { } pathError)
         {
@@ -137,7 +138,7 @@ public static class DevicesApi
             return new ApiErrorResult(ApiError.NotFound("no such device"));
         }
 
-        if (!await channels.SendCommandAsync(key, command!))
+        if (!await relay.SendCommandAsync(key, command!, context.RequestAborted))
         {
             return new ApiErrorResult(ApiError.NotConnected());
         }

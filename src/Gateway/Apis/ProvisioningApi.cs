@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Presence.Gateway.Auth;
-using Presence.Gateway.Channels;
+using Presence.Gateway.Cluster;
 using Presence.Gateway.Errors;
 using Presence.Gateway.Streaming;
 using Presence.Grains.Abstractions;
@@ -24,7 +24,7 @@ public static class ProvisioningApi
     }
 
     private static async Task<IResult> ProvisionAsync(
-        string deviceId, HttpContext context, IDeviceGrains grains, ApiContext api, DeviceChannels channels, IOptions<AuthOptions> auth)
+        string deviceId, HttpContext context, IDeviceGrains grains, ApiContext api, GatewayRelay relay, IOptions<AuthOptions> auth)
     {
         var rotateError = QueryArgs.Optional(context.Request, "rotate_secret", out var rotateText);
         var rotate = rotateText is "true";
@@ -61,7 +61,7 @@ public static class ProvisioningApi
         if (rotate && !result.Created)
         {
             // Old tokens are refused by the grain from now on; channels opened with one are closed.
-            await channels.CloseAsync(key, "device secret rotated", SocketMessages.Unauthorized);
+            await relay.CloseChannelsAsync(key, "device secret rotated", SocketMessages.Unauthorized, context.RequestAborted);
         }
 
         return JsonBody.Json(result.Created ? 201 : 200, (result.Device, Timeout: api.DefaultTimeout, Secret: secret), static (writer, s) =>

@@ -357,18 +357,18 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
         }
     }
 
-    [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Partition map: {Silos} live silos, {Unowned} partitions without an owner")]
+    [LoggerMessage(EventId = 3201, Level = LogLevel.Information, Message = "Partition map: {Silos} live silos, {Unowned} partitions without an owner")]
     private static partial void LogMap(ILogger logger, int silos, int unowned);
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "The partition map could not be read ({Reason}); routing by the last one")]
+    [LoggerMessage(EventId = 3202, Level = LogLevel.Warning, Message = "The partition map could not be read ({Reason}); routing by the last one")]
     private static partial void LogMapUnavailable(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 3103, Level = LogLevel.Information, Message = "Connected to silo {SiloId} at {Address}")]
+    [LoggerMessage(EventId = 3203, Level = LogLevel.Information, Message = "Connected to silo {SiloId} at {Address}")]
     private static partial void LogConnected(ILogger logger, string siloId, string address);
 
-    [LoggerMessage(EventId = 3104, Level = LogLevel.Warning, Message = "Silo {SiloId} at {Address} is unreachable: {Reason}")]
+    [LoggerMessage(EventId = 3204, Level = LogLevel.Warning, Message = "Silo {SiloId} at {Address} is unreachable: {Reason}")]
     private static partial void LogConnectFailed(ILogger logger, string siloId, string address, string reason);
 
-    [LoggerMessage(EventId = 3105, Level = LogLevel.Warning, Message = "No silo served partition {Partition} within the route timeout ({Reason}); answered 503")]
+    [LoggerMessage(EventId = 3205, Level = LogLevel.Warning, Message = "No silo served partition {Partition} within the route timeout ({Reason}); answered 503")]
     private static partial void LogNoRoute(ILogger logger, int partition, string reason);
 }

@@ -49,6 +49,7 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<KeyRevocations>();
         builder.Services.AddSingleton<ApiContext>();
         builder.Services.AddSingleton<DeviceChannels>();
+        builder.Services.AddSingleton<GatewayRelay>();
         if (builder.Configuration[$"{ClusterOptions.Section}:Mode"] == ClusterOptions.Client)
         {
             // A cluster gateway reads the partition map, the event log and device listings from the cluster's database.
@@ -81,6 +82,9 @@ public static partial class GatewayHostingExtensions
         services.AddMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<IMembershipStore, PostgresMembership>();
+        services.AddSingleton<PostgresGatewayMessages>();
+        services.AddSingleton<IGatewayMessages>(sp => sp.GetRequiredService<PostgresGatewayMessages>());
+        services.AddHostedService(sp => sp.GetRequiredService<PostgresGatewayMessages>());
         services.AddSingleton<ClusterClient>();
         services.AddSingleton<IDeviceGrains>(sp => sp.GetRequiredService<ClusterClient>());
         services.AddSingleton<ISiloDirectory>(sp => sp.GetRequiredService<ClusterClient>());

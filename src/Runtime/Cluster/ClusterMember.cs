@@ -158,8 +158,10 @@ public sealed partial class ClusterMember : IHostedService, IDisposable
             await _store.ReleaseAsync(SiloId, stray, cancellationToken).ConfigureAwait(false);
         }
 
-        // Only a silo that has itself been reaching storage judges others: after an outage everyone's row is stale.
-        if (_healthyRounds > 0)
+        // Only a silo that has itself been reaching storage judges others or takes their partitions: after an outage
+        // every row is stale and every lease expired until each silo's first round back renews its own.
+        var judging = _healthyRounds > 0 || Rounds == 0;
+        if (judging)
         {
             foreach (var dead in await _store.DeclareDeadAsync(now - _siloTimeout, cancellationToken).ConfigureAwait(false))
             {
@@ -176,7 +178,7 @@ public sealed partial class ClusterMember : IHostedService, IDisposable
 
         var placement = new Rendezvous(live);
         owned = _silo.OwnedPartitions();
-        if (!_draining)
+        if (!_draining && judging)
         {
             var wanted = view.Partitions
                 .Where(p => !owned.ContainsKey(p.Partition) && p.IsAcquirable(now) && placement.Target(p.Partition) == SiloId)
