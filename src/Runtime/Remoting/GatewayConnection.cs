@@ -95,6 +95,10 @@ internal sealed class GatewayConnection
         {
             // The gateway went away, or the connection was aborted.
         }
+        catch (Exception error)
+        {
+            Log.ConnectionFailed(error, _remote);
+        }
         finally
         {
             _wire.Dispose();

@@ -33,4 +33,7 @@ internal static partial class RemotingLog
 
     [LoggerMessage(EventId = 7009, Level = LogLevel.Warning, Message = "Stopping timed out; {Connections} gateway connections were closed with calls in flight")]
     public static partial void StopTimedOut(this ILogger logger, int connections);
+
+    [LoggerMessage(EventId = 7010, Level = LogLevel.Error, Message = "The gateway connection from {Remote} failed unexpectedly and was closed")]
+    public static partial void ConnectionFailed(this ILogger logger, Exception error, string remote);
 }

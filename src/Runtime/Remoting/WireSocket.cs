@@ -138,7 +138,7 @@ internal sealed class WireSocket : IDisposable
         {
             var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
             var buffer = result.Buffer;
-            bool stopped;
+            var stopped = false;
             try
             {
                 stopped = Dispatch(ref buffer, handler);
@@ -146,7 +146,7 @@ internal sealed class WireSocket : IDisposable
             finally
             {
                 // After a stop, leave the rest unexamined so the next read returns it at once.
-                _input.AdvanceTo(buffer.Start, buffer.End);
+                _input.AdvanceTo(buffer.Start, stopped ? buffer.Start : buffer.End);
             }
 
             if (stopped)
