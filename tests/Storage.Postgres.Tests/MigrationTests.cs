@@ -40,7 +40,7 @@ public sealed class MigrationTests(PostgresFixture fixture, ITestOutputHelper ou
             Schema.Migrations.Select(m => $"{m.Version} {m.Name}"),
             await Sql.RowsAsync(database, "SELECT version || ' ' || name FROM presence_schema_migrations ORDER BY version"));
         Assert.Equal(
-            ["presence_api_keys", "presence_devices", "presence_events", "presence_log", "presence_meta", "presence_partitions", "presence_schema_migrations", "presence_sessions"],
+            ["presence_api_keys", "presence_devices", "presence_events", "presence_log", "presence_meta", "presence_partitions", "presence_schema_migrations", "presence_sessions", "presence_silos"],
             await Sql.RowsAsync(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"));
         Assert.Equal(["partitions|16"], await Sql.RowsAsync(database, "SELECT key, value FROM presence_meta"));
         Assert.Equal(["16|0|15|0"], await Sql.RowsAsync(database, "SELECT count(*), min(partition), max(partition), max(epoch) FROM presence_partitions"));

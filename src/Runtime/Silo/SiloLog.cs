@@ -23,7 +23,7 @@ internal static partial class SiloLog
     public static partial void PartitionFenced(this ILogger logger, int partition, long epoch);
 
     [LoggerMessage(EventId = 1006, Level = LogLevel.Information,
-        Message = "Recovery: {Devices} devices of {Partitions} partitions were online in storage; each has one timeout from {ClaimedAt:o} before it is declared offline ({Seconds:0.0} s to load)")]
+        Message = "Recovery: {Devices} devices were online in storage ({Partitions} partitions); each has one timeout from {ClaimedAt:o} before it is declared offline ({Seconds:0.0} s to load)")]
     public static partial void Recovered(this ILogger logger, long devices, int partitions, DateTime claimedAt, double seconds);
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Recovery of online devices failed; devices are loaded as calls arrive instead")]

@@ -71,6 +71,14 @@ public sealed class TestCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>Another gateway on the same cluster (as behind one load balancer), its map read; the test disposes it.</summary>
+    public async Task<ClusterGateway> StartGatewayAsync()
+    {
+        var gateway = new ClusterGateway(_settings, Time);
+        await gateway.Client.RefreshAsync(CancellationToken.None);
+        return gateway;
+    }
+
     public async Task<TestSilo> StartSiloAsync(bool settle = true)
     {
         var silo = await TestSilo.StartAsync(_settings, Time);
