@@ -73,6 +73,30 @@ internal sealed partial class ClusterGatewayProcess : IAsyncDisposable
         return JsonDocument.Parse(text).RootElement.GetProperty("next_cursor").GetString()!;
     }
 
+    /// <summary>The ids of every event after <paramref name="since"/> from <c>GET /api/v1/events</c>, following <c>next_cursor</c> until a page is empty.</summary>
+    public async Task<List<string>> EventIdsAsync(string since)
+    {
+        var ids = new List<string>();
+        for (var pages = 0; pages < 1000; pages++)
+        {
+            using var response = await Http.GetAsync($"/api/v1/events?since={Uri.EscapeDataString(since)}&limit=500");
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, $"GET /api/v1/events on {Name}: {(int)response.StatusCode} {text}");
+            var page = JsonDocument.Parse(text).RootElement;
+            var events = page.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("id").GetString()!).ToList();
+            if (events.Count == 0)
+            {
+                return ids;
+            }
+
+            ids.AddRange(events);
+            since = page.GetProperty("next_cursor").GetString()!;
+        }
+
+        Assert.Fail($"paging /api/v1/events on {Name} did not end");
+        return ids;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();

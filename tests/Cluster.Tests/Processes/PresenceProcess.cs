@@ -179,8 +179,8 @@ internal sealed class PresenceProcess : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
-            // The default console formatter writes the message on the line after its category, so each pattern is
-            // matched against the line alone.
+            // Each pattern is matched against the line alone (the console formatter may put the message on the
+            // line after its category).
             for (var i = _waiters.Count - 1; i >= 0; i--)
             {
                 var match = _waiters[i].Pattern.Match(line);

@@ -29,7 +29,12 @@ internal sealed class ProcessCluster : IAsyncDisposable
     }
 
     private static string[] Settings =>
-        [$"--Presence:Cluster:Partitions={Partitions}", $"--Presence:Heartbeat:TimeoutSeconds={HeartbeatTimeout.TotalSeconds}"];
+    [
+        $"--Presence:Cluster:Partitions={Partitions}", $"--Presence:Heartbeat:TimeoutSeconds={HeartbeatTimeout.TotalSeconds}",
+        // One line per entry with a UTC timestamp, so the processes' logs line up with each other and with event times.
+        "--Logging:Console:FormatterName=simple", "--Logging:Console:FormatterOptions:SingleLine=true",
+        "--Logging:Console:FormatterOptions:TimestampFormat=HH:mm:ss.fff ", "--Logging:Console:FormatterOptions:UseUtcTimestamp=true",
+    ];
 
     public static async Task<ProcessCluster> CreateAsync(PostgresServer server, ITestOutputHelper output) =>
         new(await server.CreateDatabaseAsync(), output);

@@ -63,6 +63,8 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
         AssertEveryHeartbeatAccepted(outcomes);
         AssertLifecycles(first.Events, silent, devices, outcomes);
         AssertSameStream(first.Events, second.Events, "reader-1 (gateway-1)", "reader-2 (gateway-2)");
+        // The paged REST view of the log is the same stream too.
+        Assert.Equal(first.Events.Select(e => e.Id), await gateways[1].EventIdsAsync(since));
         Assert.Null(first.Ended);
         Assert.Null(second.Ended);
     }
