@@ -11,6 +11,8 @@ public sealed partial class PostgresGatewayMessages(NpgsqlDataSource data, Postg
 {
     public const string Channel = "presence_gateways";
 
+    private static readonly TimeSpan ListenTimeout = TimeSpan.FromSeconds(10);
+
     private readonly CancellationTokenSource _stopping = new();
     private Action<string> _handler = static _ => { };
     private Task _listening = Task.CompletedTask;
@@ -32,11 +34,29 @@ public sealed partial class PostgresGatewayMessages(NpgsqlDataSource data, Postg
         });
     }
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Starts listening, and waits (boundedly) until it does: a message sent after start-up must not be missed.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _listening = PostgresListener.RunAsync(
-            data, Channel, payload => _handler(payload), static _ => Task.CompletedTask, error => LogListenFailed(log, error.Message), _stopping.Token);
-        return Task.CompletedTask;
+            data,
+            Channel,
+            payload => _handler(payload),
+            _ =>
+            {
+                listening.TrySetResult();
+                return Task.CompletedTask;
+            },
+            error => LogListenFailed(log, error.Message),
+            _stopping.Token);
+        try
+        {
+            await listening.Task.WaitAsync(ListenTimeout, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            LogListenFailed(log, $"not listening after {ListenTimeout.TotalSeconds} s; still trying");
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync();

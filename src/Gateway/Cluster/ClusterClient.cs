@@ -237,8 +237,10 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
 
     internal async Task<PartitionMap> RefreshAsync(CancellationToken cancellationToken)
     {
+        // Staleness is judged as of the read: a reply that reaches a busy process late must not make every silo look gone.
+        var readAt = _time.GetUtcNow().UtcDateTime;
         var view = await _membership.ReadAsync(cancellationToken);
-        var map = PartitionMap.From(view, _partitions, _time.GetUtcNow().UtcDateTime, _siloTimeout);
+        var map = PartitionMap.From(view, _partitions, readAt, _siloTimeout);
         var previous = Map;
         Volatile.Write(ref _map, map);
         if (map.Unowned != previous.Unowned || map.Silos.Count != previous.Silos.Count)

@@ -14,7 +14,7 @@ namespace Presence.Gateway.Cluster;
 /// wherever it is open, closes a removed or rotated device's channels, and ends a revoked key's event streams. In
 /// embedded mode there is only this gateway; in a cluster the others hear of it through <see cref="IGatewayMessages"/>.
 /// </summary>
-public sealed partial class GatewayRelay
+public sealed partial class GatewayRelay : IHostedService
 {
     /// <summary>How long a command waits for another gateway to say it delivered it (else 409 DEVICE_NOT_CONNECTED).</summary>
     private static readonly TimeSpan DeliveryTimeout = TimeSpan.FromSeconds(2);
@@ -32,8 +32,16 @@ public sealed partial class GatewayRelay
         _revocations = revocations;
         _log = log;
         _messages = messages;
-        _messages?.OnMessage(Receive);
     }
+
+    /// <summary>Started with the host, so this gateway hears the others before it serves anything.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _messages?.OnMessage(Receive);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Sends the command to the device's newest channel, on this gateway or (in a cluster) another; false when none took it.</summary>
     public async ValueTask<bool> SendCommandAsync(DeviceKey key, DeviceCommand command, CancellationToken cancellationToken)

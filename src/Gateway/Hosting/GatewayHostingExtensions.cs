@@ -50,6 +50,7 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<ApiContext>();
         builder.Services.AddSingleton<DeviceChannels>();
         builder.Services.AddSingleton<GatewayRelay>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayRelay>());
         if (builder.Configuration[$"{ClusterOptions.Section}:Mode"] == ClusterOptions.Client)
         {
             // A cluster gateway reads the partition map, the event log and device listings from the cluster's database.
