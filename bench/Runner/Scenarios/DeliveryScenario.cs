@@ -87,6 +87,9 @@ internal static class DeliveryScenario
         await reading;
 
         var latency = new LatencyHistogram();
+
+        // From the heartbeat's answer instead of its send: the event path alone, without the registration's own time.
+        var afterResponse = new LatencyHistogram();
         long missing = 0;
         foreach (var sample in sender.Samples())
         {
@@ -103,11 +106,13 @@ internal static class DeliveryScenario
             }
 
             latency.RecordTicks(receivedAt - sample.StartTimestamp);
+            afterResponse.RecordTicks(Math.Max(receivedAt - sample.EndTimestamp, 0));
         }
 
         var delivery = Figures.Latency(latency);
         var p99 = latency.PercentileMs(99);
         result["delivery"] = delivery;
+        result["delivery_after_response"] = Figures.Latency(afterResponse);
         result["events_missing"] = missing;
         result["heartbeats"] = Figures.Load(sent);
         result["background"] = backgroundReport is null ? null : Figures.Load(backgroundReport);
