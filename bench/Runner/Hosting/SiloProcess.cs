@@ -16,10 +16,7 @@ internal sealed partial class SiloProcess : IAsyncDisposable
 
     private SiloProcess(string name, Process process, string logPath, Task logging)
     {
-        Name = name;
-        _process = process;
-        LogPath = logPath;
-        _logging = logging;
+        (Name, _process, LogPath, _logging) = (name, process, logPath, logging);
         Pid = process.Id;
     }
 
@@ -36,22 +33,8 @@ internal sealed partial class SiloProcess : IAsyncDisposable
 
     public static async Task<SiloProcess> StartAsync(string name, string dll, IEnumerable<string> arguments, string logDir, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = Path.GetDirectoryName(dll),
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(dll);
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         Directory.CreateDirectory(logDir);
-        var process = ChildProcesses.Start(start);
+        var process = ChildProcesses.Start(ServerProcess.DotnetStart(dll, arguments));
         var log = Path.Combine(logDir, $"{name}-{process.Id.ToString(CultureInfo.InvariantCulture)}.log");
         var silo = new SiloProcess(name, process, log, ServerProcess.CopyOutputAsync(process, log));
         try
