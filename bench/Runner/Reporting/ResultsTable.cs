@@ -177,10 +177,14 @@ internal static class ResultsTable
             var latency = delivery["delivery"]!;
             Row(text, cluster, Invariant($"heartbeat -> /ws/events across gateways, {cluster["parameters"]!["new_devices_per_s"]} new devices/s + {cluster["parameters"]!["background_heartbeats_per_s"]} hb/s"),
                 Invariant($"p50 {latency["p50_ms"]} / p99 {latency["p99_ms"]} / max {latency["max_ms"]} ms ({latency["count"]} events, {delivery["events_missing"]} missing)"),
-                Invariant($"heartbeat p99 {delivery["heartbeats"]!["p99_ms"]} ms; from the heartbeat's answer p50 {delivery["delivery_after_response"]!["p50_ms"]} / p99 {delivery["delivery_after_response"]!["p99_ms"]} ms"),
+                Invariant($"heartbeat p99 {delivery["heartbeats"]!["p99_ms"]} ms; from the heartbeat's answer p50 {delivery["delivery_after_response"]!["p50_ms"]} / p99 {delivery["delivery_after_response"]!["p99_ms"]} ms{EmbeddedDelivery(cluster["delivery_embedded"])}"),
                 Invariant($"p99 <= {ClusterScenario.GoalDeliveryP99Ms} ms"), Verdict((bool)delivery["pass"]!));
         }
     }
+
+    private static string EmbeddedDelivery(JsonNode? embedded) => embedded is null
+        ? ""
+        : Invariant($"; embedded (PostgreSQL): p50 {embedded["delivery"]!["p50_ms"]} / p99 {embedded["delivery"]!["p99_ms"]} ms, heartbeat p99 {embedded["heartbeats"]!["p99_ms"]} ms, from the answer p99 {embedded["delivery_after_response"]!["p99_ms"]} ms");
 
     private static void Postgres(StringBuilder text, JsonObject postgres)
     {

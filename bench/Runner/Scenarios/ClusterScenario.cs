@@ -21,7 +21,8 @@ namespace Presence.Runner.Scenarios;
 /// dead silo owns none. Goal: &lt;= 10 s. The heartbeats' statuses and latencies around the crash are reported.</item>
 /// <item><b>Delivery</b>: the delivery scenario's measurement (<see cref="DeliveryScenario.MeasureAsync"/>) against a
 /// cluster of 2 gateways + 2 silos, the <c>/ws/events</c> reader on one gateway and the heartbeats sent to the other,
-/// so each event crosses the durable log. Goal: p99 &lt;= 250 ms.</item>
+/// so each event crosses the durable log; before it, the same against one embedded gateway on PostgreSQL. Goal:
+/// p99 &lt;= 250 ms.</item>
 /// </list>
 /// </summary>
 internal static class ClusterScenario
@@ -88,7 +89,7 @@ internal static class ClusterScenario
 
         if (parts.Contains("delivery"))
         {
-            result["delivery"] = await DeliveryAsync(context, pg, deliveryRate, deliveryDuration, background);
+            (result["delivery_embedded"], result["delivery"]) = await DeliveryAsync(context, pg, deliveryRate, deliveryDuration, background);
         }
 
         return result;
@@ -178,7 +179,7 @@ internal static class ClusterScenario
         await using (var server = await ServerProcess.StartAsync("gateway-embedded", context.Paths.Gateway,
             [.. GatewayArgs, "--Presence:Storage:Provider=postgres", "--ConnectionStrings:Presence=" + pg.ConnectionString(database)], context.LogDir, context.CancellationToken))
         {
-            var registration = await RegisterAsync(context, server.Url, load.Devices);
+            var registration = await RegisterAsync(context, [server.Url], load.Devices);
             var measuring = HeartbeatRun.MeasureAsync(context, server, load);
             var cpu = await CpuInWindowAsync(load, [(server.Name, server.Pid)], pg, context.CancellationToken);
             figures = await measuring;
@@ -199,7 +200,7 @@ internal static class ClusterScenario
         await using (var cluster = await StartClusterAsync(context, pg, database, gateways: 2))
         {
             var balance = await WaitBalancedAsync(cluster, context.CancellationToken);
-            var registration = await RegisterAsync(context, cluster.Gateways[0].Url, load.Devices);
+            var registration = await RegisterAsync(context, [.. cluster.Gateways.Select(g => g.Url)], load.Devices);
             var half = load with { Connections = Math.Max(load.Connections / 2, 1) };
             var measuring = Task.WhenAll(cluster.Gateways.Select(g => HeartbeatRun.MeasureAsync(context, g, half)));
             var cpu = await CpuInWindowAsync(load, [.. cluster.Processes], pg, context.CancellationToken);
@@ -222,12 +223,6 @@ internal static class ClusterScenario
     private static JsonObject Combined(JsonObject[] runs)
     {
         var requests = runs.Sum(r => (long)r["requests"]!);
-        var status = new JsonObject();
-        foreach (var (code, count) in runs.SelectMany(r => r["status"]!.AsObject()).GroupBy(s => s.Key).Select(g => (g.Key, g.Sum(s => (long)s.Value!))))
-        {
-            status[code] = count;
-        }
-
         return new JsonObject
         {
             ["connections"] = runs.Sum(r => (int)r["connections"]!),
@@ -236,7 +231,7 @@ internal static class ClusterScenario
             ["p50_ms"] = Figures.Round(runs.Sum(r => (double)r["p50_ms"]! * (long)r["requests"]!) / Math.Max(requests, 1)),
             ["p99_ms"] = runs.Max(r => (double)r["p99_ms"]!),
             ["max_ms"] = runs.Max(r => (double)r["max_ms"]!),
-            ["status"] = status,
+            ["status"] = Status(runs.SelectMany(r => r["status"]!.AsObject()).Select(s => (s.Key, (long)s.Value!))),
             ["errors"] = runs.Sum(r => (long)r["errors"]!),
             ["not_ok"] = runs.Sum(r => HeartbeatRun.NotOk(r)),
             ["client_cpu_percent"] = Figures.Round(runs.Sum(r => (double?)r["client_cpu_percent"] ?? 0), 1),
@@ -256,7 +251,7 @@ internal static class ClusterScenario
         {
             var gateway = cluster.Gateways[0];
             failover["balance"] = await WaitBalancedAsync(cluster, ct);
-            failover["registration"] = await RegisterAsync(context, gateway.Url, devices);
+            failover["registration"] = await RegisterAsync(context, [gateway.Url], devices);
             var engine = new LoadEngine(new LoadOptions
             {
                 Url = LoadOptions.EndpointUrl(gateway.Url.ToString()),
@@ -369,21 +364,36 @@ internal static class ClusterScenario
         return counts;
     }
 
-    private static async Task<JsonObject> DeliveryAsync(ScenarioContext context, PostgresProcess pg, double rate, double duration, double background)
+    /// <summary>
+    /// The cluster's delivery across gateways, and right before it, as a baseline, the same measurement against one
+    /// embedded gateway on PostgreSQL (registrations are durable there too, which sets the heartbeats' own latency).
+    /// </summary>
+    private static async Task<(JsonObject Embedded, JsonObject Cluster)> DeliveryAsync(ScenarioContext context, PostgresProcess pg, double rate, double duration, double background)
     {
-        Console.WriteLine($"  cluster: delivery, 2 silos + 2 gateways, {rate} new devices/s for {duration} s to gateway 2, background {background} heartbeats/s, /ws/events on gateway 1");
-        var database = await NewDatabaseAsync(pg, context.CancellationToken);
-        var delivery = new JsonObject();
-        await using (var cluster = await StartClusterAsync(context, pg, database, gateways: 2))
+        var ct = context.CancellationToken;
+        Console.WriteLine($"  cluster: delivery baseline, embedded gateway on PostgreSQL, {rate} new devices/s for {duration} s, background {background} heartbeats/s");
+        var database = await NewDatabaseAsync(pg, ct);
+        var embedded = new JsonObject();
+        await using (var server = await ServerProcess.StartAsync("gateway-embedded", context.Paths.Gateway,
+            [.. GatewayArgs, "--Presence:Storage:Provider=postgres", "--ConnectionStrings:Presence=" + pg.ConnectionString(database)], context.LogDir, ct))
         {
-            delivery["balance"] = await WaitBalancedAsync(cluster, context.CancellationToken);
-            delivery["read_from"] = cluster.Gateways[0].Name;
-            delivery["sent_to"] = cluster.Gateways[1].Name;
-            await DeliveryScenario.MeasureAsync(context, cluster.Gateways[0].Url, cluster.Gateways[1].Url, rate, duration, background, GoalDeliveryP99Ms, delivery);
+            await DeliveryScenario.MeasureAsync(context, server.Url, server.Url, rate, duration, background, GoalDeliveryP99Ms, embedded);
         }
 
-        await DropDatabaseAsync(pg, database, context.CancellationToken);
-        return delivery;
+        await DropDatabaseAsync(pg, database, ct);
+        Console.WriteLine($"  cluster: delivery, 2 silos + 2 gateways, {rate} new devices/s for {duration} s to gateway 2, background {background} heartbeats/s, /ws/events on gateway 1");
+        database = await NewDatabaseAsync(pg, ct);
+        var cluster = new JsonObject();
+        await using (var processes = await StartClusterAsync(context, pg, database, gateways: 2))
+        {
+            cluster["balance"] = await WaitBalancedAsync(processes, ct);
+            cluster["read_from"] = processes.Gateways[0].Name;
+            cluster["sent_to"] = processes.Gateways[1].Name;
+            await DeliveryScenario.MeasureAsync(context, processes.Gateways[0].Url, processes.Gateways[1].Url, rate, duration, background, GoalDeliveryP99Ms, cluster);
+        }
+
+        await DropDatabaseAsync(pg, database, ct);
+        return (embedded, cluster);
     }
 
     /// <summary>2 silos and the gateways on a fresh database.</summary>
@@ -426,16 +436,37 @@ internal static class ClusterScenario
         return balance;
     }
 
-    /// <summary>Registers the device set (one heartbeat each, sequential ids), as the postgres scenario does first.</summary>
-    private static async Task<JsonObject> RegisterAsync(ScenarioContext context, Uri gateway, int devices)
+    /// <summary>
+    /// Registers the device set (one heartbeat each, sequential ids), as the postgres scenario does first; with several
+    /// gateways each registers its share, so that every gateway is as warm (JIT tiering) as an embedded one.
+    /// </summary>
+    private static async Task<JsonObject> RegisterAsync(ScenarioContext context, IReadOnlyList<Uri> gateways, int devices)
     {
-        var report = await LoadGenProcess.RunAsync(context.Paths,
+        var share = devices / gateways.Count;
+        var reports = await Task.WhenAll(gateways.Select((gateway, i) => LoadGenProcess.RunAsync(context.Paths,
         [
-            "--url", gateway.ToString(), "--connections", "64", "--requests", Figures.Text(devices), "--devices", Figures.Text(devices),
-            "--ids", "sequential", "--max-seconds", "600",
-        ], TimeSpan.FromMinutes(11), context.CancellationToken);
-        var figures = Figures.Load(report);
-        return new JsonObject { ["devices"] = devices, ["rps"] = report.Rps, ["p99_ms"] = report.LatencyMs.P99, ["status"] = figures["status"]!.DeepClone() };
+            "--url", gateway.ToString(), "--connections", Figures.Text(64 / gateways.Count), "--requests", Figures.Text(share),
+            "--devices", Figures.Text(share), "--id-start", Figures.Text(i * share), "--ids", "sequential", "--max-seconds", "600",
+        ], TimeSpan.FromMinutes(11), context.CancellationToken)));
+        return new JsonObject
+        {
+            ["devices"] = share * gateways.Count,
+            ["rps"] = Figures.Round(reports.Sum(r => r.Rps), 1),
+            ["p99_ms"] = reports.Max(r => r.LatencyMs.P99),
+            ["status"] = Status(reports.SelectMany(r => r.Status).Select(s => (s.Key, s.Value))),
+        };
+    }
+
+    /// <summary>Response counts by status code, summed over several load generators.</summary>
+    private static JsonObject Status(IEnumerable<(string Code, long Count)> counts)
+    {
+        var status = new JsonObject();
+        foreach (var group in counts.GroupBy(c => c.Code).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            status[group.Key] = group.Sum(c => c.Count);
+        }
+
+        return status;
     }
 
     /// <summary>
