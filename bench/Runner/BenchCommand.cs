@@ -32,7 +32,7 @@ internal static class BenchCommand
                       (starts a throwaway PostgreSQL; skipped without its binaries)
                                                                                [--connections 64 --duration S --warmup S --rounds R --devices N
                                                                                 --failover-devices N --failover-rate R --rate R --delivery-duration S
-                                                                                --background-rate R --parts throughput,failover,delivery --pg-bin DIR]
+                                                                                --background-rate R --parts throughput,failover,delivery --pg-bin DIR --no-pg-stat-statements]
           report      print the results table of --out DIR
         Quick mode (default) uses small sizes; --full uses the budgets' sizes (1M devices).
         """;

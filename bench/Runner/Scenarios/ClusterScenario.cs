@@ -74,7 +74,7 @@ internal static class ClusterScenario
             return result;
         }
 
-        await using var pg = await PostgresProcess.StartAsync(bin, context.LogDir, statements: false, context.CancellationToken);
+        await using var pg = await PostgresProcess.StartAsync(bin, context.LogDir, !context.Flag("no-pg-stat-statements"), context.CancellationToken);
         result["postgres"] = await pg.DescribeAsync(context.CancellationToken);
         Console.WriteLine($"  cluster: PostgreSQL {result["postgres"]!["version"]} on port {pg.Port} (pid {pg.Pid})");
         if (parts.Contains("throughput"))
@@ -176,8 +176,7 @@ internal static class ClusterScenario
     {
         var database = await NewDatabaseAsync(pg, context.CancellationToken);
         JsonObject figures;
-        await using (var server = await ServerProcess.StartAsync("gateway-embedded", context.Paths.Gateway,
-            [.. GatewayArgs, "--Presence:Storage:Provider=postgres", "--ConnectionStrings:Presence=" + pg.ConnectionString(database)], context.LogDir, context.CancellationToken))
+        await using (var server = await StartEmbeddedAsync(context, pg, database))
         {
             var registration = await RegisterAsync(context, [server.Url], load.Devices);
             var measuring = HeartbeatRun.MeasureAsync(context, server, load);
@@ -374,8 +373,7 @@ internal static class ClusterScenario
         Console.WriteLine($"  cluster: delivery baseline, embedded gateway on PostgreSQL, {rate} new devices/s for {duration} s, background {background} heartbeats/s");
         var database = await NewDatabaseAsync(pg, ct);
         var embedded = new JsonObject();
-        await using (var server = await ServerProcess.StartAsync("gateway-embedded", context.Paths.Gateway,
-            [.. GatewayArgs, "--Presence:Storage:Provider=postgres", "--ConnectionStrings:Presence=" + pg.ConnectionString(database)], context.LogDir, ct))
+        await using (var server = await StartEmbeddedAsync(context, pg, database))
         {
             await DeliveryScenario.MeasureAsync(context, server.Url, server.Url, rate, duration, background, GoalDeliveryP99Ms, embedded);
         }
@@ -390,11 +388,19 @@ internal static class ClusterScenario
             cluster["read_from"] = processes.Gateways[0].Name;
             cluster["sent_to"] = processes.Gateways[1].Name;
             await DeliveryScenario.MeasureAsync(context, processes.Gateways[0].Url, processes.Gateways[1].Url, rate, duration, background, GoalDeliveryP99Ms, cluster);
+
+            // Where the durable registrations' time went in PostgreSQL (the whole life of this cluster's database).
+            cluster["statements"] = PostgresProcess.StatementsDelta([], await pg.StatementsAsync(database, ct));
         }
 
         await DropDatabaseAsync(pg, database, ct);
         return (embedded, cluster);
     }
+
+    /// <summary>The baseline: one embedded gateway owning every partition, on a fresh database.</summary>
+    private static Task<ServerProcess> StartEmbeddedAsync(ScenarioContext context, PostgresProcess pg, string database) =>
+        ServerProcess.StartAsync("gateway-embedded", context.Paths.Gateway,
+            [.. GatewayArgs, "--Presence:Storage:Provider=postgres", "--ConnectionStrings:Presence=" + pg.ConnectionString(database)], context.LogDir, context.CancellationToken);
 
     /// <summary>2 silos and the gateways on a fresh database.</summary>
     private static Task<LocalCluster> StartClusterAsync(ScenarioContext context, PostgresProcess pg, string database, int gateways) =>
