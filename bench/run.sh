@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the gateway and the benchmark tools once (Release), runs the benchmark scenarios one after the other on
+# Builds the gateway, the silo and the benchmark tools once (Release), runs the benchmark scenarios one after the other on
 # 127.0.0.1, and prints a results table. Every process it starts is stopped when it ends, however it ends.
 #
 #   bench/run.sh                 quick mode: 100k devices, 5 s throughput runs (about 8 minutes on 2 cores)
@@ -9,9 +9,10 @@
 #   bench/run.sh --only postgres   PostgreSQL vs memory storage, on a throwaway PostgreSQL (opt-in; ~5 minutes)
 #   bench/run.sh --only auth       device-token vs auth mode none heartbeat throughput (opt-in; 3-5 minutes)
 #   bench/run.sh --only simulator  what one fleet simulator process drives against bare Kestrel (about 1 minute)
+#   bench/run.sh --only cluster    2 gateways + 2 silos vs embedded on PostgreSQL: throughput, silo failover, delivery (opt-in; ~5 minutes)
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODE=quick
@@ -64,7 +65,7 @@ trap 'exit 130' INT TERM
 
 if [[ "$BUILD" == 1 ]]; then
   echo "== build (Release)"
-  for project in src/Gateway/Gateway.csproj src/Agent/Agent.csproj bench/BareKestrel/BareKestrel.csproj bench/Runner/Runner.csproj; do
+  for project in src/Gateway/Gateway.csproj src/Silo/Silo.csproj src/Agent/Agent.csproj bench/BareKestrel/BareKestrel.csproj bench/Runner/Runner.csproj; do
     if ! dotnet build -c Release --nologo "$ROOT/$project" > "$OUT/build.log" 2>&1; then
       tail -n 30 "$OUT/build.log" >&2
       echo "build of $project failed (full log: $OUT/build.log)" >&2

@@ -27,6 +27,12 @@ internal static class BenchCommand
           auth        device-token vs auth mode none heartbeat req/s (provisions the devices and their tokens first)
                                                                                [--connections 64 --duration S --warmup S --rounds R --windows W
                                                                                 --rewarm S --devices N --pipeline K --provision-concurrency C]
+          cluster     cluster (2 gateways in client mode + 2 silos) vs the embedded gateway, both on PostgreSQL: heartbeat
+                      throughput, failover after a silo is killed, heartbeat -> /ws/events across gateways
+                      (starts a throwaway PostgreSQL; skipped without its binaries)
+                                                                               [--connections 64 --duration S --warmup S --rounds R --devices N
+                                                                                --failover-devices N --failover-rate R --rate R --delivery-duration S
+                                                                                --background-rate R --parts throughput,failover,delivery --pg-bin DIR --no-pg-stat-statements]
           report      print the results table of --out DIR
         Quick mode (default) uses small sizes; --full uses the budgets' sizes (1M devices).
         """;
@@ -93,6 +99,7 @@ internal static class BenchCommand
             "delivery" => DeliveryScenario.RunAsync,
             "postgres" => PostgresScenario.RunAsync,
             "auth" => AuthScenario.RunAsync,
+            "cluster" => ClusterScenario.RunAsync,
             _ => null,
         };
         if (run is null)

@@ -7,6 +7,9 @@ internal sealed class BenchPaths(string root, string configuration)
 
     public string Gateway => Built("src/Gateway", "Presence.Gateway.dll");
 
+    /// <summary>The cluster silo (src/Silo): grains and storage, serving gateways in cluster client mode.</summary>
+    public string Silo => Built("src/Silo", "Presence.Silo.dll");
+
     public string BareKestrel => Built("bench/BareKestrel", "Presence.BareKestrel.dll");
 
     public string LoadGen => Built("bench/LoadGen", "Presence.LoadGen.dll");

@@ -41,28 +41,9 @@ internal sealed class ServerProcess : IAsyncDisposable
     {
         var port = FreePort();
         var url = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            // The content root is the working directory: run where the build put appsettings.json, as a deployment
-            // would, or the gateway runs with default Information logging of every request.
-            WorkingDirectory = Path.GetDirectoryName(dll),
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(dll);
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add(url.ToString().TrimEnd('/'));
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         Directory.CreateDirectory(logDir);
         var log = Path.Combine(logDir, $"{name}-{port.ToString(CultureInfo.InvariantCulture)}.log");
-        var process = ChildProcesses.Start(start);
+        var process = ChildProcesses.Start(DotnetStart(dll, ["--urls", url.ToString().TrimEnd('/'), .. arguments]));
         var logging = CopyOutputAsync(process, log);
         var server = new ServerProcess(name, process, url, log, logging) { Pid = process.Id };
         try
@@ -126,6 +107,29 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         throw new TimeoutException($"{Name} did not answer /healthz within 60 s; see {log}");
+    }
+
+    /// <summary>How a built program (a dll) is started: by <c>dotnet</c>, output redirected, in the Production environment.</summary>
+    internal static ProcessStartInfo DotnetStart(string dll, IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            // The content root is the working directory: run where the build put appsettings.json, as a deployment
+            // would, or the gateway runs with default Information logging of every request.
+            WorkingDirectory = Path.GetDirectoryName(dll),
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        return start;
     }
 
     /// <summary>Copies a child's standard output and error, line by line, to a file.</summary>

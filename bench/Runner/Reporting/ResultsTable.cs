@@ -98,6 +98,11 @@ internal static class ResultsTable
             Auth(text, auth);
         }
 
+        if (results.TryGetValue("cluster", out var cluster))
+        {
+            Cluster(text, cluster);
+        }
+
         return text.ToString();
     }
 
@@ -138,6 +143,48 @@ internal static class ResultsTable
                 ">= 0.9", Verdict((bool)headline["pass"]!));
         }
     }
+
+    private static void Cluster(StringBuilder text, JsonObject cluster)
+    {
+        if (cluster["skipped"] is not null)
+        {
+            Row(text, cluster, "cluster mode", Invariant($"skipped: {cluster["skip_reason"]}"), "-", "-", "skipped");
+            return;
+        }
+
+        if (cluster["throughput"] is { } throughput)
+        {
+            foreach (var row in throughput["by_connections"]!.AsArray())
+            {
+                Row(text, cluster, Invariant($"heartbeat req/s, 2 gateways + 2 silos vs embedded (PostgreSQL), {row!["connections"]} conns"),
+                    Invariant($"cluster {N(row["cluster_rps"])} (p50 {row["cluster_p50_ms"]} / p99 {row["cluster_p99_ms"]} ms; servers {row["cluster_server_cpu_us_per_heartbeat"]} + PostgreSQL {row["cluster_db_cpu_us_per_heartbeat"]} us CPU/hb){((long)row["cluster_not_ok"]! > 0 ? Invariant($"; {row["cluster_not_ok"]} not 200") : "")}"),
+                    Invariant($"embedded {N(row["embedded_rps"])} (p50 {row["embedded_p50_ms"]} / p99 {row["embedded_p99_ms"]} ms; {row["embedded_server_cpu_us_per_heartbeat"]} + {row["embedded_db_cpu_us_per_heartbeat"]} us CPU/hb) / ratio {row["ratio"]} (rounds {row["round_ratios"]!.ToJsonString()}), CPU ratio {row["cpu_ratio"]}"),
+                    Invariant($">= {ClusterScenario.GoalRatio}"), Verdict((double)row["ratio"]! >= ClusterScenario.GoalRatio && (long)row["cluster_not_ok"]! == 0));
+            }
+        }
+
+        if (cluster["failover"] is { } failover)
+        {
+            var after = failover["heartbeats_after_kill"]!;
+            Row(text, cluster, Invariant($"failover: a silo of 2 killed (SIGKILL), {N(cluster["parameters"]!["failover_devices"])} devices at {N(cluster["parameters"]!["failover_rate"])} hb/s"),
+                Invariant($"every partition re-owned after {failover["recovered_after_s"]?.ToJsonString() ?? "never (60 s)"} s (leases expired {failover["leases_expired_after_s"]?.ToJsonString() ?? "-"} s, declared dead {failover["declared_dead_after_s"]?.ToJsonString() ?? "-"} s)"),
+                Invariant($"heartbeats after the kill: {after["status_200"]} ok, {failover["heartbeats_503"]} x 503, {after["status_other"]} not 200, p99 {after["p99_ms"]} / max {after["max_ms"]} ms; client recovered after {failover["client_recovered_after_s"]} s"),
+                Invariant($"<= {ClusterScenario.GoalFailoverSeconds} s"), Verdict((bool)failover["pass"]!));
+        }
+
+        if (cluster["delivery"] is { } delivery)
+        {
+            var latency = delivery["delivery"]!;
+            Row(text, cluster, Invariant($"heartbeat -> /ws/events across gateways, {cluster["parameters"]!["new_devices_per_s"]} new devices/s + {cluster["parameters"]!["background_heartbeats_per_s"]} hb/s"),
+                Invariant($"p50 {latency["p50_ms"]} / p99 {latency["p99_ms"]} / max {latency["max_ms"]} ms ({latency["count"]} events, {delivery["events_missing"]} missing)"),
+                Invariant($"heartbeat p99 {delivery["heartbeats"]!["p99_ms"]} ms; from the heartbeat's answer p50 {delivery["delivery_after_response"]!["p50_ms"]} / p99 {delivery["delivery_after_response"]!["p99_ms"]} ms{EmbeddedDelivery(cluster["delivery_embedded"])}"),
+                Invariant($"p99 <= {ClusterScenario.GoalDeliveryP99Ms} ms"), Verdict((bool)delivery["pass"]!));
+        }
+    }
+
+    private static string EmbeddedDelivery(JsonNode? embedded) => embedded is null
+        ? ""
+        : Invariant($"; embedded (PostgreSQL): p50 {embedded["delivery"]!["p50_ms"]} / p99 {embedded["delivery"]!["p99_ms"]} ms, heartbeat p99 {embedded["heartbeats"]!["p99_ms"]} ms, from the answer p99 {embedded["delivery_after_response"]!["p99_ms"]} ms");
 
     private static void Postgres(StringBuilder text, JsonObject postgres)
     {

@@ -22,7 +22,6 @@ internal static class DeliveryScenario
         var rate = context.Number("rate", 200, 200);
         var duration = context.Number("duration", 10, 30);
         var background = context.Number("background-rate", 500, 1000);
-        var devices = (int)(rate * duration);
         string[] serverArgs = ["--Presence:RateLimit:HeartbeatsPerMinute=1000000"];
         var result = context.NewResult("delivery", new JsonObject
         {
@@ -32,10 +31,24 @@ internal static class DeliveryScenario
             ["gateway_args"] = string.Join(' ', serverArgs),
         });
 
+        await using var server = await ServerProcess.StartAsync("gateway", context.Paths.Gateway, serverArgs, context.LogDir, context.CancellationToken);
+        Console.WriteLine($"  delivery: {rate} new devices/s for {duration} s, background {background} heartbeats/s");
+        await MeasureAsync(context, server.Url, server.Url, rate, duration, background, GoalP99Ms, result);
+        return result;
+    }
+
+    /// <summary>
+    /// One measurement: the <c>/ws/events</c> reader on <paramref name="readFrom"/>, new devices and the background load
+    /// sent to <paramref name="sendTo"/> (the same gateway, or another one of a cluster). Adds the figures and the
+    /// verdict against <paramref name="goalP99Ms"/> to <paramref name="result"/>.
+    /// </summary>
+    public static async Task MeasureAsync(
+        ScenarioContext context, Uri readFrom, Uri sendTo, double rate, double duration, double background, double goalP99Ms, JsonObject result)
+    {
         var ct = context.CancellationToken;
-        await using var server = await ServerProcess.StartAsync("gateway", context.Paths.Gateway, serverArgs, context.LogDir, ct);
+        var devices = (int)(rate * duration);
         var online = new DeviceEventTimes("dlv-", devices, "online");
-        var reader = new EventStreamClient(server.Url, online.Handle);
+        var reader = new EventStreamClient(readFrom, online.Handle);
         using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var reading = reader.RunAsync(null, stopReading.Token);
         await reader.Connected.WaitAsync(TimeSpan.FromSeconds(10), ct);
@@ -45,16 +58,15 @@ internal static class DeliveryScenario
         {
             backgroundLoad = LoadGenProcess.RunAsync(context.Paths,
             [
-                "--url", server.Url.ToString(), "--connections", "16", "--rate", Text(background),
+                "--url", sendTo.ToString(), "--connections", "16", "--rate", Text(background),
                 "--duration", Text(duration + 4), "--devices", "1000", "--id-prefix", "bg-",
             ], TimeSpan.FromSeconds(duration + 60), ct);
             await Task.Delay(2000, ct);
         }
 
-        Console.WriteLine($"  delivery: {rate} new devices/s for {duration} s, background {background} heartbeats/s");
         var sender = new LoadEngine(new LoadOptions
         {
-            Url = LoadOptions.EndpointUrl(server.Url.ToString()),
+            Url = LoadOptions.EndpointUrl(sendTo.ToString()),
             Connections = 8,
             Requests = devices,
             Devices = devices,
@@ -75,6 +87,9 @@ internal static class DeliveryScenario
         await reading;
 
         var latency = new LatencyHistogram();
+
+        // From the heartbeat's answer instead of its send: the event path alone, without the registration's own time.
+        var afterResponse = new LatencyHistogram();
         long missing = 0;
         foreach (var sample in sender.Samples())
         {
@@ -91,11 +106,13 @@ internal static class DeliveryScenario
             }
 
             latency.RecordTicks(receivedAt - sample.StartTimestamp);
+            afterResponse.RecordTicks(Math.Max(receivedAt - sample.EndTimestamp, 0));
         }
 
         var delivery = Figures.Latency(latency);
         var p99 = latency.PercentileMs(99);
         result["delivery"] = delivery;
+        result["delivery_after_response"] = Figures.Latency(afterResponse);
         result["events_missing"] = missing;
         result["heartbeats"] = Figures.Load(sent);
         result["background"] = backgroundReport is null ? null : Figures.Load(backgroundReport);
@@ -105,11 +122,10 @@ internal static class DeliveryScenario
             ["resumes_after_4008"] = reader.Resumes,
             ["last_close"] = reader.LastClose,
         };
-        result["goal_p99_ms"] = GoalP99Ms;
-        result["pass"] = missing == 0 && latency.Count > 0 && p99 <= GoalP99Ms;
+        result["goal_p99_ms"] = goalP99Ms;
+        result["pass"] = missing == 0 && latency.Count > 0 && p99 <= goalP99Ms;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  delivery: {latency.Count} events matched, p50 {latency.PercentileMs(50):F2} ms, p99 {p99:F2} ms, max {latency.MaxNanos / 1e6:F1} ms, missing {missing}"));
-        return result;
     }
 
     private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
