@@ -33,6 +33,7 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
     private readonly Lock _refreshLock = new();
     private readonly CancellationTokenSource _stopping = new();
     private Task<PartitionMap>? _refreshing;
+    private TaskCompletionSource _waiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PartitionMap _map;
     private Task _loop = Task.CompletedTask;
 
@@ -182,6 +183,7 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
                 throw new UnavailableException($"no silo is serving this device now ({reason}); retry later");
             }
 
+            Interlocked.Exchange(ref _waiting, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             try
             {
                 await RefreshAfterAsync(map).WaitAsync(remaining, _time, cancellationToken);
@@ -196,6 +198,9 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
             }
         }
     }
+
+    /// <summary>Completes when a call next waits for its partition's owner (a phase tests await before moving the clock).</summary>
+    internal Task NextWaitAsync() => Volatile.Read(ref _waiting).Task;
 
     private SiloLink Link(string siloId, string address) =>
         _links.GetOrAdd(siloId, static (id, s) => new SiloLink(id, s.Address, s.Client), (Address: address, Client: this));
