@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Presence.Testing;
 
 namespace Presence.Cluster.Tests.Processes;
 

@@ -4,14 +4,14 @@ using System.Reflection;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Presence.Cluster.Tests.Processes;
+namespace Presence.Testing;
 
 /// <summary>
 /// One Presence program (<c>dotnet Presence.X.dll</c> from <c>src/X/bin</c>, built in the configuration these tests
 /// were built in) as a child process, with its stdout and stderr captured line by line so a test can await a log
 /// line. Disposing kills it if it still runs.
 /// </summary>
-internal sealed class PresenceProcess : IAsyncDisposable
+public sealed class PresenceProcess : IAsyncDisposable
 {
     private static readonly TimeSpan ExitTimeout = TimeSpan.FromSeconds(30);
 
