@@ -20,6 +20,9 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
     // Re-reading the map at most this often while calls wait for an owner (a take-over takes seconds).
     private static readonly TimeSpan MinRefreshSpacing = TimeSpan.FromMilliseconds(100);
 
+    // A map read that takes longer is abandoned (and retried): routing must never hang on one slow query.
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
+
     private readonly IMembershipStore _membership;
     private readonly IPresenceStore _store;
     private readonly TimeProvider _time;
@@ -30,9 +33,9 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
     private readonly TimeSpan _routeTimeout;
     private readonly string? _secret;
     private readonly ConcurrentDictionary<string, SiloLink> _links = new(StringComparer.Ordinal);
-    private readonly Lock _refreshLock = new();
     private readonly CancellationTokenSource _stopping = new();
-    private Task<PartitionMap>? _refreshing;
+    private TaskCompletionSource<PartitionMap> _nextMap = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _refreshSoon = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _waiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PartitionMap _map;
     private Task _loop = Task.CompletedTask;
@@ -183,18 +186,22 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
                 throw new UnavailableException($"no silo is serving this device now ({reason}); retry later");
             }
 
+            // Read the next map's promise before looking at the current one: a refresh in between is never missed.
+            var next = Volatile.Read(ref _nextMap).Task;
+            if (!ReferenceEquals(Map, map))
+            {
+                continue;
+            }
+
+            Volatile.Read(ref _refreshSoon).TrySetResult();
             Interlocked.Exchange(ref _waiting, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             try
             {
-                await RefreshAfterAsync(map).WaitAsync(remaining, _time, cancellationToken);
+                await next.WaitAsync(remaining, _time, cancellationToken);
             }
             catch (TimeoutException)
             {
                 // Loops once more and gives up with the reason.
-            }
-            catch (UnavailableException)
-            {
-                // The map cannot be read now: try the one we have until the route timeout.
             }
         }
     }
@@ -205,72 +212,75 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
     private SiloLink Link(string siloId, string address) =>
         _links.GetOrAdd(siloId, static (id, s) => new SiloLink(id, s.Address, s.Client), (Address: address, Client: this));
 
-    /// <summary>A map read after <paramref name="stale"/> (one refresh shared by every call that waits).</summary>
-    private Task<PartitionMap> RefreshAfterAsync(PartitionMap stale)
-    {
-        lock (_refreshLock)
-        {
-            if (!ReferenceEquals(Map, stale))
-            {
-                return Task.FromResult(Map);
-            }
-
-            return _refreshing ??= RefreshSpacedAsync();
-        }
-    }
-
-    private async Task<PartitionMap> RefreshSpacedAsync()
-    {
-        try
-        {
-            var wait = MinRefreshSpacing - (_time.GetUtcNow().UtcDateTime - Map.ReadAt);
-            if (wait > TimeSpan.Zero)
-            {
-                await Task.Delay(wait, _time);
-            }
-
-            return await RefreshAsync(CancellationToken.None);
-        }
-        finally
-        {
-            lock (_refreshLock)
-            {
-                _refreshing = null;
-            }
-        }
-    }
-
+    /// <summary>Reads the map (bounded in time), routes by it from now on, and wakes the calls waiting for a newer one.</summary>
     internal async Task<PartitionMap> RefreshAsync(CancellationToken cancellationToken)
     {
         // Staleness is judged as of the read: a reply that reaches a busy process late must not make every silo look gone.
         var readAt = _time.GetUtcNow().UtcDateTime;
-        var view = await _membership.ReadAsync(cancellationToken);
+        using var timeout = new CancellationTokenSource(ReadTimeout, _time);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        ClusterView view;
+        try
+        {
+            view = await _membership.ReadAsync(bounded.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new UnavailableException($"reading the partition map took longer than {ReadTimeout.TotalSeconds} s");
+        }
+
         var map = PartitionMap.From(view, _partitions, readAt, _siloTimeout);
         var previous = Map;
         Volatile.Write(ref _map, map);
+        Interlocked.Exchange(ref _nextMap, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult(map);
         if (map.Unowned != previous.Unowned || map.Silos.Count != previous.Silos.Count)
         {
             LogMap(_log, map.Silos.Count(s => s.IsLive(map.ReadAt, _siloTimeout)), map.Unowned);
         }
 
+        // Connections to silos that are gone are closed in the background: never on the routing path.
         foreach (var gone in _links.Keys.Where(id => !map.Silos.Any(s => s.SiloId == id && s.Status != SiloStatus.Dead)).ToList())
         {
             if (_links.TryRemove(gone, out var link))
             {
-                await link.DisposeAsync();
+                _ = CloseAsync(link);
             }
         }
 
         return map;
     }
 
-    private async Task LoopAsync(CancellationToken cancellationToken)
+    private async Task CloseAsync(SiloLink link)
     {
-        using var timer = new PeriodicTimer(_interval, _time);
         try
         {
-            while (await timer.WaitForNextTickAsync(cancellationToken))
+            await link.DisposeAsync();
+        }
+        catch (Exception error)
+        {
+            LogCloseFailed(_log, error.Message);
+        }
+    }
+
+    /// <summary>
+    /// Re-reads the map every membership interval, and sooner (but at most every 100 ms) when a call waits for an
+    /// owner it does not find.
+    /// </summary>
+    private async Task LoopAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
             {
+                var soon = Volatile.Read(ref _refreshSoon).Task;
+                await Task.WhenAny(Task.Delay(_interval, _time, cancellationToken), soon);
+                cancellationToken.ThrowIfCancellationRequested();
+                if (soon.IsCompleted)
+                {
+                    Interlocked.Exchange(ref _refreshSoon, new(TaskCreationOptions.RunContinuationsAsynchronously));
+                    await Task.Delay(MinRefreshSpacing, _time, cancellationToken);
+                }
+
                 try
                 {
                     await RefreshAsync(cancellationToken);
@@ -375,6 +385,9 @@ public sealed partial class ClusterClient : IDeviceGrains, ISiloDirectory, IHost
 
     [LoggerMessage(EventId = 3204, Level = LogLevel.Warning, Message = "Silo {SiloId} at {Address} is unreachable: {Reason}")]
     private static partial void LogConnectFailed(ILogger logger, string siloId, string address, string reason);
+
+    [LoggerMessage(EventId = 3206, Level = LogLevel.Warning, Message = "Closing a connection to a silo that left failed: {Reason}")]
+    private static partial void LogCloseFailed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 3205, Level = LogLevel.Warning, Message = "No silo served partition {Partition} within the route timeout ({Reason}); answered 503")]
     private static partial void LogNoRoute(ILogger logger, int partition, string reason);

@@ -10,8 +10,12 @@ namespace Presence.Cluster.Tests.Processes;
 /// with short waits under overall deadlines.
 /// </summary>
 [Collection(ClusterCollection.Name)]
+[Trait("Category", Category)]
 public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelper output)
 {
+    /// <summary>test.sh runs these after everything else: five processes and a fleet want the machine to themselves.</summary>
+    public const string Category = "Processes";
+
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan FailoverBound = TimeSpan.FromSeconds(15);
 
