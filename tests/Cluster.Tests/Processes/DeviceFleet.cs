@@ -19,6 +19,8 @@ internal sealed class DeviceFleet : IAsyncDisposable
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(200);
 
     private readonly List<HttpClient> _clients = [];
+    private readonly List<(long Count, TaskCompletionSource Reached)> _thresholds = [];
+    private long _accepted;
     private HttpClient[] _gateways;
     private int _next;
 
@@ -48,6 +50,7 @@ internal sealed class DeviceFleet : IAsyncDisposable
                 using var response = await gateway.PostAsync("/api/v1/heartbeat", content);
                 if (response.StatusCode == HttpStatusCode.OK)
                 {
+                    Accept();
                     return new HeartbeatOutcome(deviceId, startedAt, true, attempt, clock.Elapsed, failure);
                 }
 
@@ -69,6 +72,46 @@ internal sealed class DeviceFleet : IAsyncDisposable
             }
 
             await Task.Delay(RetryDelay);
+        }
+    }
+
+    /// <summary>Heartbeats accepted so far.</summary>
+    public long Accepted => Interlocked.Read(ref _accepted);
+
+    /// <summary>Completes once <paramref name="count"/> heartbeats in all have been accepted; fails after <paramref name="timeout"/>.</summary>
+    public async Task AcceptedAsync(long count, TimeSpan timeout)
+    {
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_thresholds)
+        {
+            if (Accepted >= count)
+            {
+                return;
+            }
+
+            _thresholds.Add((count, reached));
+        }
+
+        try
+        {
+            await reached.Task.WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"the fleet had {Accepted} heartbeats accepted, not {count}, within {timeout.TotalSeconds} s");
+        }
+    }
+
+    private void Accept()
+    {
+        var accepted = Interlocked.Increment(ref _accepted);
+        lock (_thresholds)
+        {
+            foreach (var threshold in _thresholds.Where(t => t.Count <= accepted).ToList())
+            {
+                threshold.Reached.TrySetResult();
+                _thresholds.Remove(threshold);
+            }
         }
     }
 

@@ -55,8 +55,8 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
         await ProcessCluster.WaitForAsync(gateways[0], $"{joined.SiloId} owns every partition after the drain", v => ProcessCluster.FullyOwnedBy(v, joined), TimeSpan.FromSeconds(15));
 
         await WaitForEventsAsync(first, "every silent device went offline", events => silent.All(OfflineIn(events)), TimeSpan.FromSeconds(60));
-        // A few more seconds of load on the last silo alone (load duration, not an assertion).
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        // Three more heartbeats of every fleet device through the last silo alone.
+        await fleet.AcceptedAsync(fleet.Accepted + (3 * devices.Count), TimeSpan.FromSeconds(60));
         outcomes.AddRange(await run.StopAsync());
 
         // Once the fleet stops, its devices time out for real: wait for that, then for both readers to agree.
@@ -101,8 +101,8 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
         await using var resumed = await EventReader.ConnectAsync("reader-3", replacement.Address, cut.LastCursor);
         output.WriteLine($"reader-2 ended after {cut.Events.Count} events ({cut.Ended}); reader-3 resumes from {cut.LastCursor}");
 
-        // A few more seconds of load through the replacement (load duration, not an assertion).
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        // Three more heartbeats of every device, half of them through the replacement.
+        await fleet.AcceptedAsync(fleet.Accepted + (3 * devices.Count), TimeSpan.FromSeconds(60));
         outcomes.AddRange(await run.StopAsync());
         await WaitForEventsAsync(steady, "every device went offline after the fleet stopped", events => devices.Concat(late).All(OfflineIn(events)), TimeSpan.FromSeconds(60));
         await WaitForQuietAsync(steady.Name, () => steady.Events.Count, "reader-2 + reader-3", () => cut.Events.Count + resumed.Events.Count);
