@@ -125,6 +125,18 @@ public sealed class PresenceProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The next output line, written from now on, that matches <paramref name="pattern"/> (never completes once the process is gone).</summary>
+    public Task<Match> NextLineAsync(Regex pattern)
+    {
+        var seen = new TaskCompletionSource<Match>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_output)
+        {
+            _waiters.Add((pattern, seen));
+        }
+
+        return seen.Task;
+    }
+
     /// <summary><c>kill -9</c> of the process and its children: no shutdown, no flush.</summary>
     public async Task KillAsync()
     {

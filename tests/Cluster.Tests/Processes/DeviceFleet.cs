@@ -71,7 +71,7 @@ internal sealed class DeviceFleet : IAsyncDisposable
                 return new HeartbeatOutcome(deviceId, startedAt, false, attempt, clock.Elapsed, failure);
             }
 
-            await Task.Delay(RetryDelay);
+            await Task.Delay(RetryDelay); // allowed: a device's backoff before it retries (its behaviour under test load, not a wait for a phase)
         }
     }
 
@@ -149,7 +149,7 @@ internal sealed class DeviceFleet : IAsyncDisposable
             {
                 try
                 {
-                    await Task.Delay(wait, stop);
+                    await Task.Delay(wait, stop); // allowed: the fleet's heartbeat pacing (the load), not a wait for a phase
                 }
                 catch (OperationCanceledException)
                 {

@@ -22,6 +22,7 @@ internal sealed class EventReader : IAsyncDisposable
     private readonly List<ObservedEvent> _events = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _receiving;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private EventReader(string name, ClientWebSocket socket)
     {
@@ -58,6 +59,9 @@ internal sealed class EventReader : IAsyncDisposable
         return new EventReader(name, socket) { LastCursor = since };
     }
 
+    /// <summary>Completes when the next event arrives or the stream ends (tests await this instead of polling).</summary>
+    public Task NextChangeAsync() => Volatile.Read(ref _changed).Task;
+
     /// <summary>Waits until the stream has ended (the gateway went away), within <paramref name="timeout"/>.</summary>
     public Task EndedAsync(TimeSpan timeout) => _receiving.WaitAsync(timeout);
 
@@ -92,6 +96,7 @@ internal sealed class EventReader : IAsyncDisposable
                 }
 
                 Receive(JsonDocument.Parse(buffer.WrittenMemory).RootElement);
+                Changed();
             }
         }
         catch (OperationCanceledException)
@@ -102,7 +107,13 @@ internal sealed class EventReader : IAsyncDisposable
         {
             Ended = $"broken: {e.Message}";
         }
+        finally
+        {
+            Changed();
+        }
     }
+
+    private void Changed() => Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     private void Receive(JsonElement message)
     {

@@ -64,26 +64,33 @@ internal sealed class ProcessCluster : IAsyncDisposable
     }
 
     /// <summary>
-    /// Polls <c>GET /api/v1/cluster</c> on <paramref name="gateway"/> (every 100 ms) until <paramref name="condition"/>
-    /// holds; fails after <paramref name="timeout"/> with the last view. Returns how long it took.
+    /// Reads <c>GET /api/v1/cluster</c> on <paramref name="gateway"/> now and again at every membership change one of
+    /// <paramref name="silos"/> logs (what moves partitions), until <paramref name="condition"/> holds; fails after
+    /// <paramref name="timeout"/> with the last view. Returns how long it took.
     /// </summary>
-    public static async Task<TimeSpan> WaitForAsync(ClusterGatewayProcess gateway, string what, Func<ClusterView, bool> condition, TimeSpan timeout)
+    public static async Task<TimeSpan> WaitForAsync(
+        ClusterGatewayProcess gateway, string what, Func<ClusterView, bool> condition, TimeSpan timeout, params SiloProcess[] silos)
     {
         var clock = Stopwatch.StartNew();
-        ClusterView? view = null;
-        while (clock.Elapsed < timeout)
+        using var deadline = new CancellationTokenSource(timeout);
+        while (true)
         {
-            view = await gateway.ClusterAsync();
+            var changed = Task.WhenAny(silos.Select(s => s.MembershipChangedAsync())); // before reading: no change is missed
+            var view = await gateway.ClusterAsync();
             if (condition(view))
             {
                 return clock.Elapsed;
             }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(100));
+            try
+            {
+                await changed.WaitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"not within {timeout.TotalSeconds} s: {what}; last view: {view}");
+            }
         }
-
-        Assert.Fail($"not within {timeout.TotalSeconds} s: {what}; last view: {view}");
-        return clock.Elapsed;
     }
 
     /// <summary>Every partition has a live owner, and exactly <paramref name="silos"/> own some.</summary>

@@ -26,7 +26,7 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
         var originals = await Task.WhenAll(cluster.StartSiloAsync(), cluster.StartSiloAsync());
         var (crashing, draining) = (originals[0], originals[1]);
         var gateways = await Task.WhenAll(cluster.StartGatewayAsync(), cluster.StartGatewayAsync());
-        await ProcessCluster.WaitForAsync(gateways[0], "both silos own partitions", v => ProcessCluster.FullyOwnedBy(v, crashing, draining), TimeSpan.FromSeconds(30));
+        await ProcessCluster.WaitForAsync(gateways[0], "both silos own partitions", v => ProcessCluster.FullyOwnedBy(v, crashing, draining), TimeSpan.FromSeconds(30), originals);
 
         var since = await gateways[0].EventLogHeadAsync();
         await using var first = await EventReader.ConnectAsync("reader-1", gateways[0].Address, since);
@@ -42,17 +42,17 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
 
         var failover = Stopwatch.StartNew();
         await crashing.KillAsync();
-        await ProcessCluster.WaitForAsync(gateways[0], $"the survivor owns every partition after {crashing.SiloId} crashed", v => ProcessCluster.FullyOwnedBy(v, draining), TimeSpan.FromSeconds(30));
+        await ProcessCluster.WaitForAsync(gateways[0], $"the survivor owns every partition after {crashing.SiloId} crashed", v => ProcessCluster.FullyOwnedBy(v, draining), TimeSpan.FromSeconds(30), draining);
         failover.Stop();
         output.WriteLine($"failover after kill -9: every partition owned again {failover.Elapsed.TotalSeconds:F1} s after the kill");
         Assert.True(failover.Elapsed <= FailoverBound, $"take-over took {failover.Elapsed.TotalSeconds:F1} s (bound {FailoverBound.TotalSeconds} s)");
 
         var joined = await cluster.StartSiloAsync();
-        await ProcessCluster.WaitForAsync(gateways[1], $"{joined.SiloId} took partitions", v => ProcessCluster.FullyOwnedBy(v, draining, joined), TimeSpan.FromSeconds(30));
+        await ProcessCluster.WaitForAsync(gateways[1], $"{joined.SiloId} took partitions", v => ProcessCluster.FullyOwnedBy(v, draining, joined), TimeSpan.FromSeconds(30), draining, joined);
 
         await draining.TerminateAsync(TimeSpan.FromSeconds(30));
         Assert.Contains($"Silo {draining.SiloId} left the cluster", draining.Output, StringComparison.Ordinal);
-        await ProcessCluster.WaitForAsync(gateways[0], $"{joined.SiloId} owns every partition after the drain", v => ProcessCluster.FullyOwnedBy(v, joined), TimeSpan.FromSeconds(15));
+        await ProcessCluster.WaitForAsync(gateways[0], $"{joined.SiloId} owns every partition after the drain", v => ProcessCluster.FullyOwnedBy(v, joined), TimeSpan.FromSeconds(15), joined);
 
         await WaitForEventsAsync(first, "every silent device went offline", events => silent.All(OfflineIn(events)), TimeSpan.FromSeconds(60));
         // Three more heartbeats of every fleet device through the last silo alone.
@@ -61,7 +61,7 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
 
         // Once the fleet stops, its devices time out for real: wait for that, then for both readers to agree.
         await WaitForEventsAsync(first, "every fleet device went offline after the fleet stopped", events => devices.All(OfflineIn(events)), TimeSpan.FromSeconds(60));
-        await WaitForQuietAsync(first.Name, () => first.Events.Count, second.Name, () => second.Events.Count);
+        await WaitForSameCountAsync(first, second);
         Report(outcomes, first.Events);
 
         AssertEveryHeartbeatAccepted(outcomes);
@@ -79,7 +79,7 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
         await using var cluster = await ProcessCluster.CreateAsync(postgres.Server, output);
         var silos = await Task.WhenAll(cluster.StartSiloAsync(), cluster.StartSiloAsync());
         var gateways = await Task.WhenAll(cluster.StartGatewayAsync(), cluster.StartGatewayAsync());
-        await ProcessCluster.WaitForAsync(gateways[0], "both silos own partitions", v => ProcessCluster.FullyOwnedBy(v, silos), TimeSpan.FromSeconds(30));
+        await ProcessCluster.WaitForAsync(gateways[0], "both silos own partitions", v => ProcessCluster.FullyOwnedBy(v, silos), TimeSpan.FromSeconds(30), silos);
 
         var since = await gateways[0].EventLogHeadAsync();
         await using var steady = await EventReader.ConnectAsync("reader-1", gateways[0].Address, since);
@@ -105,7 +105,7 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
         await fleet.AcceptedAsync(fleet.Accepted + (3 * devices.Count), TimeSpan.FromSeconds(60));
         outcomes.AddRange(await run.StopAsync());
         await WaitForEventsAsync(steady, "every device went offline after the fleet stopped", events => devices.Concat(late).All(OfflineIn(events)), TimeSpan.FromSeconds(60));
-        await WaitForQuietAsync(steady.Name, () => steady.Events.Count, "reader-2 + reader-3", () => cut.Events.Count + resumed.Events.Count);
+        await WaitForSameCountAsync(steady, cut, resumed);
         Report(outcomes, steady.Events);
 
         AssertEveryHeartbeatAccepted(outcomes);
@@ -127,38 +127,53 @@ public sealed class ProcessFaultTests(PostgresFixture postgres, ITestOutputHelpe
         return offline.Contains;
     }
 
-    /// <summary>Polls the reader's events (every 100 ms) until <paramref name="condition"/> holds; fails after <paramref name="timeout"/>.</summary>
+    /// <summary>Re-checks <paramref name="condition"/> at every event the reader receives; fails after <paramref name="timeout"/>.</summary>
     private static async Task WaitForEventsAsync(EventReader reader, string what, Func<IReadOnlyList<ObservedEvent>, bool> condition, TimeSpan timeout)
     {
-        var clock = Stopwatch.StartNew();
-        while (!condition(reader.Events))
-        {
-            Assert.True(clock.Elapsed < timeout, $"not within {timeout.TotalSeconds} s: {what} ({reader.Name} has {reader.Events.Count} events, ended: {reader.Ended ?? "no"})");
-            await Task.Delay(TimeSpan.FromMilliseconds(100));
-        }
-    }
-
-    /// <summary>Waits until both views of the stream hold as many events and neither got another for a second (bounded).</summary>
-    private static async Task WaitForQuietAsync(string oneName, Func<int> one, string otherName, Func<int> other)
-    {
-        var clock = Stopwatch.StartNew();
-        var quietSince = clock.Elapsed;
-        var last = (-1, -1);
+        using var deadline = new CancellationTokenSource(timeout);
         while (true)
         {
-            var now = (one(), other());
-            if (now != last || now.Item1 != now.Item2)
-            {
-                last = now;
-                quietSince = clock.Elapsed;
-            }
-            else if (clock.Elapsed - quietSince >= TimeSpan.FromSeconds(1))
+            var next = reader.NextChangeAsync(); // before the check: an event in between is not missed
+            if (condition(reader.Events))
             {
                 return;
             }
 
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the readers did not settle on the same count: {oneName} {now.Item1}, {otherName} {now.Item2}");
-            await Task.Delay(TimeSpan.FromMilliseconds(100));
+            try
+            {
+                await next.WaitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"not within {timeout.TotalSeconds} s: {what} ({reader.Name} has {reader.Events.Count} events, ended: {reader.Ended ?? "no"})");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits, at every event either side receives, until <paramref name="other"/> holds as many events as
+    /// <paramref name="one"/> (called once no more events can come: every device is offline and the fleet stopped).
+    /// </summary>
+    private static async Task WaitForSameCountAsync(EventReader one, params EventReader[] other)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            var next = Task.WhenAny(other.Append(one).Select(r => r.NextChangeAsync()));
+            var (expected, got) = (one.Events.Count, other.Sum(r => r.Events.Count));
+            if (expected == got)
+            {
+                return;
+            }
+
+            try
+            {
+                await next.WaitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"the readers did not reach the same count: {one.Name} {expected}, {string.Join(" + ", other.Select(r => r.Name))} {got}");
+            }
         }
     }
 

@@ -49,6 +49,9 @@ internal sealed partial class SiloProcess : IAsyncDisposable
     /// <summary><c>kill -9</c>: the silo neither hands off nor releases anything; its leases must expire.</summary>
     public Task KillAsync() => _process.KillAsync();
 
+    /// <summary>Completes at this silo's next membership change: it acquired, handed off, declared a silo dead or left.</summary>
+    public Task MembershipChangedAsync() => _process.NextLineAsync(MembershipChange());
+
     /// <summary>SIGTERM: the silo drains (hands its partitions off) and must exit with 0 within <paramref name="timeout"/>.</summary>
     public async Task TerminateAsync(TimeSpan timeout)
     {
@@ -60,4 +63,7 @@ internal sealed partial class SiloProcess : IAsyncDisposable
 
     [GeneratedRegex(@"Silo (?<id>\S+) joined the cluster at (?<address>\S+)")]
     private static partial Regex Joined();
+
+    [GeneratedRegex(@"ClusterMember\[(1202|1203|1204|1209)\]")]
+    private static partial Regex MembershipChange();
 }
